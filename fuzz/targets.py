@@ -1,0 +1,70 @@
+"""Fuzz targets: each takes arbitrary bytes and raises only when an invariant breaks.
+
+The parsers must never raise on any input. The coalescer is driven by a tiny instruction
+set decoded from the bytes (feed a fragment, expire, flush one conversation), and checked
+against the promises it makes: no utterance emitted twice as final, pending state within its
+bound, and in append mode no text lost or reordered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from trio_transcripts.coalesce import Coalescer, Duplicate
+from trio_transcripts.model import Fragment, Merge, Utterance
+from trio_transcripts.wire.fragments import parse_fragment
+from trio_transcripts.wire.genesys import parse_notification
+
+
+def genesys(data: bytes) -> None:
+    parse_notification(data)
+    parse_notification(data.decode("utf-8", errors="replace"))
+
+
+def fragments(data: bytes) -> None:
+    parse_fragment(data, conversation_id="fuzz")
+    parse_fragment(data.decode("latin-1"), conversation_id="fuzz")
+
+
+def coalescer(data: bytes) -> None:
+    coalescer = Coalescer(Merge.APPEND, max_pending=3, idle_timeout_ms=5)
+    sent: dict[tuple[str, str], str] = {}
+    got: dict[tuple[str, str], str] = {}
+    finals: set[tuple[str, str]] = set()
+    now = 0
+
+    def take(events: list[Utterance] | list[Utterance | Duplicate]) -> None:
+        for event in events:
+            if isinstance(event, Duplicate):
+                continue
+            if event.final:
+                assert event.key not in finals, f"{event.key} emitted twice as final"
+                finals.add(event.key)
+            got[event.key] = got.get(event.key, "") + event.text
+
+    for i in range(0, len(data) - 1, 2):
+        op, arg = data[i], data[i + 1]
+        now += op & 3
+        if op >> 6 == 3:
+            take(coalescer.expire(now))
+        elif op >> 6 == 2 and op & 4:
+            take(coalescer.flush(f"c{arg % 3}"))
+        else:
+            key = (f"c{arg % 3}", f"u{(arg >> 2) % 5}")
+            fragment = Fragment(
+                key[0], key[1], "agent", chr(0x20 + (op & 0x3F)), None, None, None, bool(op & 0x80)
+            )
+            events = coalescer.feed(fragment, now)
+            if not any(isinstance(e, Duplicate) for e in events):
+                sent[key] = sent.get(key, "") + fragment.text
+            take(events)
+        assert coalescer.pending <= 3
+    take(coalescer.flush())
+    assert got == sent, "append text lost or reordered"
+
+
+TARGETS: dict[str, Callable[[bytes], None]] = {
+    "genesys": genesys,
+    "fragments": fragments,
+    "coalescer": coalescer,
+}

@@ -1,0 +1,60 @@
+"""Instants as UTC epoch milliseconds, exactly: no float rounding, no local time.
+
+The fragment stream of our reference design sends ``startTime``/``endTime`` either as
+ISO-8601 strings (any UTC offset) or as epoch milliseconds (a JSON integer or a numeric
+string). Both become an ``int`` of milliseconds. Sub-millisecond digits are floored, so an
+instant never moves into the next millisecond. An ISO string without an offset is read as
+UTC, never as the machine's local time (the reference design's ``new Date(s)`` did the latter).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_FLOOR, Decimal
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MS = timedelta(milliseconds=1)
+
+MAX_EPOCH_MS = (2**63 - 1) // 1_000_000 - 1
+"""The last millisecond InfluxDB can store: its timestamps are int64 nanoseconds."""
+MIN_EPOCH_MS = -(2**63) // 1_000_000 + 1
+
+_NUMERIC = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
+
+
+def out_of_range(ms: int) -> str | None:
+    """Why ``ms`` cannot be stored in InfluxDB, or None when it can."""
+    if MIN_EPOCH_MS <= ms <= MAX_EPOCH_MS:
+        return None
+    return f"time {ms} ms is outside InfluxDB's range (years 1677 to 2262)"
+
+
+def parse_instant(value: object) -> int | str:
+    """``value`` as epoch ms, or a short reason it is not an instant."""
+    if isinstance(value, bool):
+        return f"expected a time, got {value!r}"
+    if isinstance(value, int):
+        ms = value
+    elif isinstance(value, float):
+        ms = int(Decimal(value).to_integral_value(ROUND_FLOOR))
+    elif isinstance(value, str):
+        text = value.strip()
+        if _NUMERIC.match(text):
+            ms = int(Decimal(text).to_integral_value(ROUND_FLOOR))
+        else:
+            try:
+                instant = datetime.fromisoformat(text)
+            except ValueError:
+                return f"time {value[:40]!r} is neither ISO-8601 nor epoch milliseconds"
+            if instant.tzinfo is None:
+                instant = instant.replace(tzinfo=UTC)
+            ms = (instant - EPOCH) // ONE_MS
+    else:
+        return f"expected a time, got {type(value).__name__}"
+    return out_of_range(ms) or ms
+
+
+def iso_of(ms: int) -> str:
+    """The ISO-8601 UTC form of ``ms`` with millisecond digits (for logs and the simulator)."""
+    return (EPOCH + ms * ONE_MS).isoformat(timespec="milliseconds").replace("+00:00", "Z")
