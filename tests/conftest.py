@@ -22,3 +22,40 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+# --- a real InfluxDB (Debian's influxdb 1.6.x) ------------------------------------------
+
+import itertools  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+
+from trio_transcripts.influxd import Influxd, InfluxdUnavailable, start_influxd  # noqa: E402
+
+
+def require_influxd(exc: Exception) -> None:
+    """Skip without a server; under ``CI=true`` that skip is a failure."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI requires a real InfluxDB and none could be started: {exc}")
+    pytest.skip(f"no real InfluxDB: {exc}")
+
+
+@pytest.fixture(scope="session")
+def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
+    try:
+        server = start_influxd(tmp_path_factory.mktemp("influxd"))
+    except InfluxdUnavailable as exc:
+        require_influxd(exc)
+        raise
+    yield server
+    server.stop()
+
+
+_databases = itertools.count()
+
+
+@pytest.fixture
+def database(influxd: Influxd) -> str:
+    """A fresh database name per test (created by the sink under test, or by the test)."""
+    return f"test_{os.getpid()}_{next(_databases)}"

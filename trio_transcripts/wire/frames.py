@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, NoReturn
 
 from ..model import Malformed, excerpt_of
@@ -67,6 +68,15 @@ def load_object(
     return value
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _valid_unicode(value: str) -> str:
+    # JSON can spell lone surrogates that no UTF-8 encoder accepts; they would crash the
+    # sink much later, so they become U+FFFD here, the one place strings enter.
+    return _SURROGATE.sub("\ufffd", value)
+
+
 class FieldReader:
     """Reads typed fields of one JSON object, tolerating absence but noting wrong types.
 
@@ -88,9 +98,12 @@ class FieldReader:
         self.errors.append(f"{path}: expected {expected}, got {type(value).__name__}")
 
     def text(self, key: str) -> str | None:
+        """A string, with lone surrogates (``"\\ud800"`` in JSON) replaced by U+FFFD."""
         value = self.obj.get(key)
-        if value is None or isinstance(value, str):
-            return value
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return value if value.isascii() else _valid_unicode(value)
         self._wrong(key, "string", value)
         return None
 

@@ -1,0 +1,384 @@
+"""The InfluxDB sink against a real InfluxDB 1.6 (and a 2.x endpoint in front of it).
+
+Every claim is checked by reading the real server back with InfluxQL (``epoch=ns``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from trio_transcripts.influxd import Influxd, start_influxd
+from trio_transcripts.lineproto import NS_PER_MS, normalise_tag, normalise_text, timestamp_ns
+from trio_transcripts.model import Utterance
+from trio_transcripts.retry import Backoff
+from trio_transcripts.sinks import FatalSinkError
+from trio_transcripts.sinks.deadletter import DeadLetter, read_dead_letters
+from trio_transcripts.sinks.file import FileSink
+from trio_transcripts.sinks.influx import ConfigError, InfluxSettings, InfluxSink
+
+from .v2server import Fault, V2Server
+
+FAST = Backoff(base_s=0.01, cap_s=0.05)
+
+
+def utterance(i: int, **changes: object) -> Utterance:
+    values: dict[str, object] = dict(
+        conversation_id="conv-1",
+        utterance_id=f"utt-{i}",
+        speaker="agent",
+        text=f"utterance number {i}",
+        confidence=0.5 + i / 1000,
+        start_ms=1773957873000 + i,
+        end_ms=1773957874000 + i,
+        final=True,
+        fragments=2,
+    )
+    values.update(changes)
+    return Utterance(**values)  # type: ignore[arg-type]
+
+
+def v1_sink(influxd: Influxd, database: str, tmp_path: Path, **settings: object) -> InfluxSink:
+    config = InfluxSettings(url=influxd.url, database=database, backoff=FAST, **settings)  # type: ignore[arg-type]
+    return InfluxSink(config, DeadLetter(tmp_path / "dead.jsonl"))
+
+
+def rows(influxd: Influxd, database: str) -> list[dict[str, object]]:
+    return influxd.query("SELECT * FROM transcriptions", db=database)
+
+
+async def test_schema_round_trip(influxd: Influxd, database: str, tmp_path: Path) -> None:
+    genesys = utterance(
+        1,
+        speaker="customer",
+        final=False,
+        extras=(
+            ("communicationId", "7dd98c4f"),
+            ("engineProvider", "GENESYS"),
+            ("sessionStartTimeMs", 1773957594383),
+        ),
+    )
+    async with v1_sink(influxd, database, tmp_path) as sink:
+        await sink.write([utterance(0), genesys])
+        assert sink.stats.persisted == 2
+        stored = {r["utteranceId"]: r for r in rows(influxd, database)}
+        first = stored["utt-0"]
+        assert first["conversationId"] == "conv-1" and first["speaker"] == "agent"
+        assert first["text"] == "utterance number 0" and first["confidence"] == 0.5
+        assert first["duration_ms"] == 1000 and first["fragments"] == 2 and first["final"] is True
+        assert first["time"] == timestamp_ns(utterance(0))
+        assert first["time"] // NS_PER_MS == 1773957873000  # type: ignore[operator]
+        second = stored["utt-1"]
+        assert second["final"] is False and second["communicationId"] == "7dd98c4f"
+        assert second["sessionStartTimeMs"] == 1773957594383
+        tags = influxd.query("SHOW TAG KEYS FROM transcriptions", db=database)
+        assert {t["tagKey"] for t in tags} == {"conversationId", "speaker"}, (
+            "utteranceId is a field"
+        )
+
+
+async def test_utterance_id_as_tag_keeps_the_reference_layout(
+    influxd: Influxd, database: str, tmp_path: Path
+) -> None:
+    from trio_transcripts.lineproto import Schema
+
+    async with v1_sink(
+        influxd, database, tmp_path, schema=Schema(utterance_id_as_tag=True)
+    ) as sink:
+        await sink.write([utterance(0)])
+        tags = influxd.query("SHOW TAG KEYS FROM transcriptions", db=database)
+        assert {t["tagKey"] for t in tags} == {"conversationId", "speaker", "utteranceId"}
+
+
+async def test_same_utterance_twice_is_one_point(
+    influxd: Influxd, database: str, tmp_path: Path
+) -> None:
+    async with v1_sink(influxd, database, tmp_path) as sink:
+        await sink.write([utterance(0), utterance(1)])
+        await sink.write([utterance(0), utterance(1)])  # a retry or a re-delivery
+        assert sorted(r["utteranceId"] for r in rows(influxd, database)) == ["utt-0", "utt-1"]
+
+
+async def test_distinct_utterances_in_the_same_millisecond_both_stay(
+    influxd: Influxd, database: str, tmp_path: Path
+) -> None:
+    same_ms = [utterance(i, start_ms=1773957873000, text=f"t{i}") for i in range(50)]
+    async with v1_sink(influxd, database, tmp_path) as sink:
+        await sink.write(same_ms)
+        stored = rows(influxd, database)
+        assert len(stored) == 50
+        assert {r["time"] // NS_PER_MS for r in stored} == {1773957873000}  # type: ignore[operator]
+        assert {r["text"] for r in stored} == {f"t{i}" for i in range(50)}
+
+
+text = st.text(st.characters(codec="utf-8"), max_size=200)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=25)
+@given(st.lists(st.tuples(text, text.filter(bool)), min_size=1, max_size=20))
+async def test_arbitrary_unicode_round_trips(
+    influxd: Influxd, database: str, tmp_path: Path, cases: list[tuple[str, str]]
+) -> None:
+    batch = [utterance(i, text=t, speaker=s) for i, (t, s) in enumerate(cases)]
+    async with v1_sink(influxd, database, tmp_path) as sink:
+        await sink.write(batch)
+        assert sink.stats.dead_lettered == 0
+        stored = {r["utteranceId"]: r for r in rows(influxd, database)}
+        for u in batch:
+            row = stored.pop(u.utterance_id)
+            assert row["text"] == normalise_text(u.text)
+            assert row["speaker"] == normalise_tag(u.speaker)
+            assert row["time"] == timestamp_ns(u)
+        influxd.query('DROP MEASUREMENT "transcriptions"', db=database)
+
+
+async def test_missing_database_is_created_mid_stream(
+    influxd: Influxd, database: str, tmp_path: Path
+) -> None:
+    async with v1_sink(influxd, database, tmp_path) as sink:
+        influxd.query(f'DROP DATABASE "{database}"')
+        await sink.write([utterance(0)])
+        assert [r["utteranceId"] for r in rows(influxd, database)] == ["utt-0"]
+
+
+async def test_missing_database_without_creation_is_fatal_and_keeps_the_batch(
+    influxd: Influxd, database: str, tmp_path: Path
+) -> None:
+    async with v1_sink(influxd, database, tmp_path, create_database=False) as sink:
+        with pytest.raises(FatalSinkError, match="not found") as caught:
+            await sink.write([utterance(0), utterance(1)])
+        assert [u.utterance_id for u in caught.value.unwritten] == ["utt-0", "utt-1"]
+
+
+async def test_partial_write_keeps_the_good_and_dead_letters_the_rejected(
+    influxd: Influxd, database: str, tmp_path: Path
+) -> None:
+    async with v1_sink(influxd, database, tmp_path) as sink:
+        # An earlier writer made `confidence` an integer field: our float conflicts with it.
+        await sink._client.post(
+            "/write",
+            params={"db": database},
+            content=b"transcriptions,conversationId=old confidence=1i 1773957872000000000\n",
+        )
+        batch = [
+            utterance(0, confidence=None),
+            utterance(1),
+            utterance(2, confidence=None),
+            utterance(3, confidence=None),
+        ]
+        await sink.write(batch)
+        stored = sorted(r["utteranceId"] for r in rows(influxd, database) if r["utteranceId"])
+        assert stored == ["utt-0", "utt-2", "utt-3"]
+        (letter,) = read_dead_letters(tmp_path / "dead.jsonl")
+        assert letter["kind"] == "utterance" and letter["utterance"]["utterance_id"] == "utt-1"
+        assert "field type conflict" in letter["reason"] and letter["line"].startswith("transc")
+        assert sink.stats.persisted == 3 and sink.stats.dead_lettered == 1
+        assert sink.stats.requests <= 2 * len(batch) + 1, "the batch is not retried forever"
+
+
+async def test_413_splits_and_dead_letters_a_point_too_large(tmp_path: Path) -> None:
+    from trio_transcripts.influxd import InfluxdUnavailable
+
+    try:
+        small = start_influxd(tmp_path / "small", max_body_size=3000)
+    except InfluxdUnavailable as exc:
+        from .conftest import require_influxd
+
+        require_influxd(exc)
+        raise
+    try:
+        batch = [utterance(i) for i in range(30)] + [utterance(99, text="x" * 5000)]
+        async with v1_sink(small, "big", tmp_path, gzip_threshold=10**9) as sink:
+            await sink.write(batch)
+            assert len(rows(small, "big")) == 30
+            (letter,) = read_dead_letters(tmp_path / "dead.jsonl")
+            assert letter["utterance"]["utterance_id"] == "utt-99" and "413" in letter["reason"]
+            assert sink.stats.splits >= 2
+    finally:
+        small.stop()
+
+
+async def test_database_down_then_up_loses_nothing(tmp_path: Path) -> None:
+    from trio_transcripts.influxd import InfluxdUnavailable, free_port
+
+    port = free_port()
+    sink = InfluxSink(
+        InfluxSettings(url=f"http://127.0.0.1:{port}", database="db", backoff=Backoff(0.01, 0.2)),
+        DeadLetter(tmp_path / "dead.jsonl"),
+    )
+    server: list[Influxd] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sink.write, [utterance(i) for i in range(10)])
+        await trio.testing.wait_all_tasks_blocked()  # the first attempt was refused
+        try:
+            server.append(
+                await trio.to_thread.run_sync(
+                    lambda: start_influxd(tmp_path / "late", http_port=port)
+                )
+            )
+        except InfluxdUnavailable as exc:
+            from .conftest import require_influxd
+
+            require_influxd(exc)
+            raise
+    await sink.aclose()
+    try:
+        assert len(rows(server[0], "db")) == 10
+        assert sink.stats.retries >= 1 and sink.stats.dead_lettered == 0
+    finally:
+        server[0].stop()
+
+
+async def test_ready_check_gives_up_with_a_clear_error(
+    tmp_path: Path, autojump_clock: object
+) -> None:
+    from trio_transcripts.influxd import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    sink = InfluxSink(
+        InfluxSettings(url=url, database="db", startup_timeout_s=5),
+        DeadLetter(tmp_path / "dead.jsonl"),
+    )
+    with pytest.raises(FatalSinkError, match=f"InfluxDB at {url} is not answering /ping"):
+        await sink.open()
+    await sink.aclose()
+
+
+def test_ambiguous_or_incomplete_settings_are_refused() -> None:
+    with pytest.raises(ConfigError, match="ambiguous"):
+        InfluxSettings(url="http://x", database="d", bucket="b").api()
+    with pytest.raises(ConfigError, match="missing: INFLUX_TOKEN"):
+        InfluxSettings(url="http://x", org="o", bucket="b").api()
+    assert "t0ken" not in repr(InfluxSettings(url="http://x", org="o", bucket="b", token="t0ken"))
+
+
+# --- the 2.x API, through a test endpoint that stores into the real 1.6 server -------------
+
+
+@pytest.fixture
+def v2(influxd: Influxd, database: str) -> V2Server:
+    influxd.query(f'CREATE DATABASE "{database}"')
+    with V2Server(influxd.url, buckets={database}) as server:
+        yield server  # type: ignore[misc]
+
+
+def v2_sink(v2: V2Server, database: str, tmp_path: Path, **settings: object) -> InfluxSink:
+    config = InfluxSettings(
+        url=v2.url, org="acme", bucket=database, token="t0ken", backoff=FAST, **settings
+    )  # type: ignore[arg-type]
+    return InfluxSink(config, DeadLetter(tmp_path / "dead.jsonl"))
+
+
+async def test_v2_write(v2: V2Server, influxd: Influxd, database: str, tmp_path: Path) -> None:
+    async with v2_sink(v2, database, tmp_path, gzip_threshold=1) as sink:
+        await sink.write([utterance(i) for i in range(100)])
+        assert len(rows(influxd, database)) == 100 and sink.stats.persisted == 100
+
+
+@pytest.mark.parametrize(
+    ("faults", "expected_delay"),
+    [
+        ([Fault(429, {"Retry-After": "1"})], 1.0),
+        ([Fault(503, {"Retry-After": "1"}), Fault(503)], None),
+        ([Fault(500, body="internal error"), Fault(502)], None),
+        ([Fault(reset=True), Fault(reset=True)], None),
+        ([Fault(slow_s=1.5)], None),
+    ],
+    ids=["429-retry-after", "503", "500-502", "connection-reset", "slow-timeout"],
+)
+async def test_v2_transient_failures_are_retried_and_lose_nothing(
+    v2: V2Server,
+    influxd: Influxd,
+    database: str,
+    tmp_path: Path,
+    faults: list[Fault],
+    expected_delay: float | None,
+) -> None:
+    async with v2_sink(v2, database, tmp_path, timeout_s=0.5) as sink:
+        v2.faults.extend(faults)
+        await sink.write([utterance(i) for i in range(20)])
+        assert len(rows(influxd, database)) == 20
+        assert sink.stats.retries == len(faults) and sink.stats.dead_lettered == 0
+        if expected_delay is not None:
+            assert sink.stats.last_retry_delay_s == expected_delay
+
+
+async def test_v2_413_splits(v2: V2Server, influxd: Influxd, database: str, tmp_path: Path) -> None:
+    async with v2_sink(v2, database, tmp_path) as sink:
+        v2.faults.extend([Fault(413, body='{"code":"request too large"}')])
+        await sink.write([utterance(i) for i in range(20)])
+        assert len(rows(influxd, database)) == 20 and sink.stats.splits == 1
+
+
+async def test_v2_422_partial_write(
+    v2: V2Server, influxd: Influxd, database: str, tmp_path: Path
+) -> None:
+    async with v2_sink(v2, database, tmp_path) as sink:
+        await sink._client.post(
+            "/api/v2/write",
+            params={"org": "acme", "bucket": database},
+            content=b"transcriptions,conversationId=old fragments=1.5 1773957872000000000\n",
+        )
+        await sink.write([utterance(i) for i in range(4)])  # fragments is an int: all conflict
+        assert rows(influxd, database)[0]["conversationId"] == "old"
+        letters = read_dead_letters(tmp_path / "dead.jsonl")
+        assert sorted(d["utterance"]["utterance_id"] for d in letters) == [
+            f"utt-{i}" for i in range(4)
+        ]
+        assert all("422" in d["reason"] for d in letters)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"token": "wrong"}, "refused to let us write \\(HTTP 401.*INFLUX_TOKEN"),
+        ({"bucket": "nope"}, "404 for org 'acme' or bucket 'nope'"),
+    ],
+)
+async def test_v2_fatal_answers_drop_nothing(
+    v2: V2Server, database: str, tmp_path: Path, change: dict[str, str], message: str
+) -> None:
+    config = InfluxSettings(
+        **{"url": v2.url, "org": "acme", "bucket": database, "token": "t0ken", **change}
+    )  # type: ignore[arg-type]
+    async with InfluxSink(config, DeadLetter(tmp_path / "dead.jsonl")) as sink:
+        with pytest.raises(FatalSinkError, match=message) as caught:
+            await sink.write([utterance(0)])
+    assert len(caught.value.unwritten) == 1
+    assert "wrong" not in str(caught.value)
+
+
+# --- the file sink ---------------------------------------------------------------------
+
+
+async def test_file_sink_is_importable_into_influxdb(
+    influxd: Influxd, database: str, tmp_path: Path
+) -> None:
+    sink = FileSink(tmp_path / "out" / "transcripts.lp")
+    await sink.open()
+    await sink.write([utterance(0), utterance(1)])
+    await sink.write([utterance(1)])  # written twice: still one point once imported
+    await sink.aclose()
+    body = (tmp_path / "out" / "transcripts.lp").read_bytes()
+    assert body.count(b"\n") == 3
+    influxd.query(f'CREATE DATABASE "{database}"')
+    assert influxd.write(database, body) == 204
+    assert sorted(r["utteranceId"] for r in rows(influxd, database)) == ["utt-0", "utt-1"]
+
+
+def test_dead_letter_records_are_complete(tmp_path: Path) -> None:
+    dead = DeadLetter(tmp_path / "d.jsonl")
+    dead.utterance(utterance(0), "HTTP 400 partial write: field type conflict")
+    dead.frame(b'{"broken', "invalid JSON: Unterminated string", source="genesys")
+    records = read_dead_letters(tmp_path / "d.jsonl")
+    assert [r["kind"] for r in records] == ["utterance", "frame"]
+    assert records[0]["utterance"]["text"] == "utterance number 0" and records[0]["time"]
+    assert records[1]["frame"] == '{"broken' and records[1]["source"] == "genesys"
+    assert dead.counts == {"utterance": 1, "frame": 1}
+    json.dumps(records)

@@ -1,0 +1,130 @@
+"""Utterances as InfluxDB line protocol: the schema, idempotent timestamps, escaping. Pure.
+
+Schema (default)::
+
+    transcriptions,conversationId=<id>,speaker=<who> utteranceId="..",text="..",
+        confidence=<float>,duration_ms=<int>i,final=<bool>,fragments=<int>i[,extras] <ns>
+
+``utteranceId`` is a field, not a tag: one series per utterance would exhaust InfluxDB 1.x's
+default ``max-series-per-database`` (1,000,000) within days at a busy contact centre, after
+which every write fails. ``Schema(utterance_id_as_tag=True)`` keeps the reference design's
+layout for those who accept that risk.
+
+Timestamp: ``start_ms * 1_000_000 + tiebreak(utteranceId)``, written in nanoseconds. The
+millisecond stays exact (``ts // 1_000_000 == start_ms``); the tiebreak, a hash of the
+utteranceId in ``[0, 999_999]``, keeps two utterances that start in the same millisecond
+apart (unless they share conversation, speaker, millisecond *and* a one-in-a-million hash),
+while the same utterance written twice (a retry, a re-delivery, a spool replay) lands on the
+same point and overwrites itself.
+
+Text round-trips exactly, with two documented normalisations the protocol forces on us:
+CR, LF and CRLF become one space (line protocol has no newline), and a tag value that would
+end in a backslash gets a trailing space (1.x cannot parse a tag value ending in ``\\``).
+Empty tag values are omitted, never sent (InfluxDB rejects them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from dataclasses import dataclass
+
+from .model import Utterance
+
+NS_PER_MS = 1_000_000
+DEFAULT_MEASUREMENT = "transcriptions"
+
+_NEWLINES = re.compile(r"\r\n|\r|\n")
+_KEY_SPECIALS = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
+_MEASUREMENT_SPECIALS = str.maketrans({",": r"\,", " ": r"\ "})
+_STRING_SPECIALS = str.maketrans({"\\": "\\\\", '"': '\\"'})
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    measurement: str = DEFAULT_MEASUREMENT
+    utterance_id_as_tag: bool = False
+
+
+def tiebreak(utterance_id: str) -> int:
+    """A deterministic value in ``[0, 999_999]`` derived from ``utterance_id``."""
+    digest = hashlib.blake2b(utterance_id.encode("utf-8", "surrogatepass"), digest_size=8)
+    return int.from_bytes(digest.digest(), "big") % NS_PER_MS
+
+
+def timestamp_ns(utterance: Utterance) -> int:
+    return utterance.start_ms * NS_PER_MS + tiebreak(utterance.utterance_id)
+
+
+def normalise_text(value: str) -> str:
+    """What InfluxDB will store for ``value`` in a string field (see the module docstring)."""
+    return _NEWLINES.sub(" ", value) if ("\n" in value or "\r" in value) else value
+
+
+def normalise_tag(value: str) -> str:
+    """What InfluxDB will store for ``value`` as a tag value."""
+    value = normalise_text(value)
+    return value + " " if value.endswith("\\") else value
+
+
+def escape_key(value: str) -> str:
+    """A tag key, tag value or field key: commas, equals signs and spaces escaped."""
+    return normalise_tag(value).translate(_KEY_SPECIALS)
+
+
+def escape_string(value: str) -> str:
+    """A string field value, with its quotes: backslashes and double quotes escaped."""
+    return '"' + normalise_text(value).translate(_STRING_SPECIALS) + '"'
+
+
+def render_float(value: float) -> str:
+    """As influxdb-client's ``Point`` writes floats: ``repr`` without a trailing ``.0``."""
+    text = repr(value)
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _value(value: str | int | float | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        return render_float(value)
+    return escape_string(value)
+
+
+def encode(utterance: Utterance, schema: Schema = Schema()) -> str:
+    """One utterance as one line of line protocol (no trailing newline).
+
+    Tags and fields are sorted by key, floats rendered as influxdb-client's ``Point`` does, so
+    the line is byte-for-byte what ``Point`` would produce for the same values, except where
+    ``Point`` is wrong for InfluxDB 1.x (see :func:`normalise_tag`; ``tests/test_lineproto.py``
+    holds the property).
+    """
+    tags = [("conversationId", utterance.conversation_id), ("speaker", utterance.speaker)]
+    fields = [
+        ("duration_ms", f"{utterance.duration_ms}i"),
+        ("final", "true" if utterance.final else "false"),
+        ("fragments", f"{utterance.fragments}i"),
+        ("text", escape_string(utterance.text)),
+    ]
+    if schema.utterance_id_as_tag:
+        tags.append(("utteranceId", utterance.utterance_id))
+    else:
+        fields.append(("utteranceId", escape_string(utterance.utterance_id)))
+    confidence = utterance.confidence
+    if confidence is not None and math.isfinite(confidence):
+        fields.append(("confidence", render_float(float(confidence))))
+    fields.extend((escape_key(key), _value(value)) for key, value in utterance.extras)
+    tags.sort()
+    fields.sort()
+    tag_text = "".join(f",{key}={escape_key(value)}" for key, value in tags if value)
+    field_text = ",".join(f"{key}={value}" for key, value in fields)
+    measurement = schema.measurement.translate(_MEASUREMENT_SPECIALS)
+    return f"{measurement}{tag_text} {field_text} {timestamp_ns(utterance)}"
+
+
+def encode_batch(utterances: list[Utterance], schema: Schema = Schema()) -> bytes:
+    """A request body: one line per utterance, newline-terminated, UTF-8."""
+    return "".join(encode(u, schema) + "\n" for u in utterances).encode("utf-8")

@@ -1,0 +1,55 @@
+"""The embedded default sink: line protocol appended to a local file, fsynced per batch.
+
+Same schema and idempotent timestamps as the InfluxDB sink, so the file can be loaded into
+InfluxDB later (``curl --data-binary @transcripts.lp 'http://host:8086/write?db=x'`` on 1.x,
+``influx write -f transcripts.lp`` on 2.x) and a line written twice stays one point.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+import trio
+
+from ..lineproto import Schema, encode_batch
+from ..model import Utterance
+
+
+class FileSink:
+    def __init__(self, path: str | os.PathLike[str], schema: Schema = Schema()) -> None:
+        self.path = Path(path)
+        self.schema = schema
+        self.persisted = 0
+        self._file: BinaryIO | None = None
+
+    def describe(self) -> str:
+        return f"file {self.path.resolve()}"
+
+    async def open(self) -> None:
+        def _open() -> BinaryIO:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return open(self.path, "ab")
+
+        self._file = await trio.to_thread.run_sync(_open)
+
+    async def write(self, utterances: Sequence[Utterance]) -> None:
+        if self._file is None:
+            raise RuntimeError("FileSink.write before open()")
+        body = encode_batch(list(utterances), self.schema)
+        file = self._file
+
+        def _append() -> None:
+            file.write(body)
+            file.flush()
+            os.fsync(file.fileno())
+
+        await trio.to_thread.run_sync(_append)
+        self.persisted += len(utterances)
+
+    async def aclose(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None

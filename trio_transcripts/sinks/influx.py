@@ -1,0 +1,376 @@
+"""The InfluxDB sink: batched, idempotent, retrying writes over httpx (native under Trio).
+
+Why not influxdb-client's WriteApi: its batching mode swallows errors and its ``flush()`` does
+nothing, its async client is asyncio-only, and it writes only to ``/api/v2/write``, which
+InfluxDB 1.6 does not serve (``shared/influxdb-api.md`` §3). We speak HTTP ourselves:
+
+* 2.x (and 3.x, Cloud): ``POST /api/v2/write?org&bucket&precision=ns``, ``Authorization: Token``.
+* 1.x: ``POST /write?db&rp&precision=ns``, with optional user and password (Basic auth).
+
+What each answer means here, and what we do:
+
+====================  ==================================================================
+204 (or 200)          persisted; counted only now
+400, 422              some or all points rejected (partial write, type conflict, parse
+                      error, retention...): the batch is split in halves and resent until
+                      each rejected point stands alone; those go to the dead-letter file
+                      with the server's reason. Resending good points is safe: timestamps
+                      are idempotent. Bounded: at most 2n-1 requests for n points.
+413                   split and resend; a single point too large is dead-lettered
+401, 403              fatal: credentials or permissions; nothing is dropped
+404                   1.x: create the database (unless disabled) and resend; 2.x: fatal
+429, 5xx, timeouts,   retry forever with capped exponential backoff and full jitter,
+refused connections   honouring ``Retry-After``; the writer stops draining meanwhile, so
+                      backpressure reaches the reader
+====================  ==================================================================
+"""
+
+from __future__ import annotations
+
+import enum
+import gzip
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import httpx
+import trio
+
+from ..lineproto import Schema, encode
+from ..model import Utterance
+from ..retry import Backoff, next_delay, parse_retry_after
+from . import FatalSinkError
+from .deadletter import DeadLetter
+
+log = logging.getLogger("trio_transcripts.sink")
+
+
+class ConfigError(ValueError):
+    """The InfluxDB settings do not say unambiguously where to write."""
+
+
+class Api(enum.Enum):
+    V1 = "1.x /write"
+    V2 = "2.x /api/v2/write"
+
+
+@dataclass(frozen=True)
+class InfluxSettings:
+    """Where and how to write. Give ``database`` for 1.x, or ``org``, ``bucket`` and
+    ``token`` for 2.x; both or neither is an error (see :meth:`api`)."""
+
+    url: str
+    database: str | None = None
+    retention_policy: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    org: str | None = None
+    bucket: str | None = None
+    create_database: bool = True
+    schema: Schema = Schema()
+    max_points: int = 5_000
+    max_bytes: int = 2 << 20
+    gzip_threshold: int = 32 << 10
+    timeout_s: float = 10.0
+    startup_timeout_s: float = 30.0
+    backoff: Backoff = Backoff()
+
+    def api(self) -> Api:
+        v2 = [name for name in ("org", "bucket", "token") if getattr(self, name)]
+        if self.database and v2:
+            raise ConfigError(
+                f"InfluxDB settings are ambiguous: INFLUX_DATABASE (1.x) and "
+                f"{', '.join('INFLUX_' + n.upper() for n in v2)} (2.x) are both set; "
+                f"keep one set"
+            )
+        if self.database:
+            return Api.V1
+        missing = [n for n in ("org", "bucket", "token") if not getattr(self, n)]
+        if missing:
+            raise ConfigError(
+                "InfluxDB settings are incomplete: set INFLUX_DATABASE for 1.x, or "
+                "INFLUX_ORG, INFLUX_BUCKET and INFLUX_TOKEN for 2.x (missing: "
+                + ", ".join("INFLUX_" + n.upper() for n in missing)
+                + ")"
+            )
+        return Api.V2
+
+    def describe(self) -> str:
+        api = self.api()
+        where = (
+            f"database {self.database!r}"
+            if api is Api.V1
+            else f"org {self.org!r}, bucket {self.bucket!r}"
+        )
+        return f"InfluxDB {api.value} at {self.url}, {where}"
+
+
+class _Verdict(enum.Enum):
+    OK = "ok"
+    REJECTED = "rejected"
+    TOO_LARGE = "too large"
+    DATABASE_MISSING = "database missing"
+    FATAL = "fatal"
+    RETRY = "retry"
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    verdict: _Verdict
+    detail: str
+    retry_after: float | None = None
+
+
+@dataclass(slots=True)
+class SinkStatistics:
+    persisted: int = 0
+    requests: int = 0
+    retries: int = 0
+    dead_lettered: int = 0
+    splits: int = 0
+    last_latency_s: float = 0.0
+    last_retry_delay_s: float = 0.0
+    bytes_sent: int = 0
+
+
+class InfluxSink:
+    """Implements :class:`~trio_transcripts.sinks.Sink` for InfluxDB 1.x and 2.x."""
+
+    def __init__(
+        self,
+        settings: InfluxSettings,
+        dead_letter: DeadLetter,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.api = settings.api()
+        self.dead_letter = dead_letter
+        self.stats = SinkStatistics()
+        self._rng = rng or random.Random()
+        auth = None
+        if self.api is Api.V1 and settings.username:
+            auth = httpx.BasicAuth(settings.username, settings.password or "")
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if self.api is Api.V2:
+            headers["Authorization"] = f"Token {settings.token}"
+        self._client = httpx.AsyncClient(
+            base_url=settings.url.rstrip("/"),
+            auth=auth,
+            headers=headers,
+            timeout=httpx.Timeout(settings.timeout_s),
+            transport=transport,
+        )
+        if self.api is Api.V1:
+            params = {"db": settings.database or "", "precision": "ns"}
+            if settings.retention_policy:
+                params["rp"] = settings.retention_policy
+            self._write_path, self._params = "/write", params
+        else:
+            self._write_path = "/api/v2/write"
+            self._params = {
+                "org": settings.org or "",
+                "bucket": settings.bucket or "",
+                "precision": "ns",
+            }
+
+    def describe(self) -> str:
+        return self.settings.describe()
+
+    async def open(self) -> None:
+        """Wait for ``/ping`` (bounded by ``startup_timeout_s``); on 1.x create the database."""
+        deadline = trio.current_time() + self.settings.startup_timeout_s
+        attempt = 0
+        while True:
+            try:
+                response = await self._client.get("/ping")
+            except httpx.TransportError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code in (200, 204):
+                    break
+                problem = f"HTTP {response.status_code} {response.text[:200]}"
+            delay = self.settings.backoff.delay(attempt, self._rng)
+            if trio.current_time() + delay > deadline:
+                raise FatalSinkError(
+                    f"InfluxDB at {self.settings.url} is not answering /ping ({problem}) "
+                    f"after {self.settings.startup_timeout_s:.0f} s: check INFLUX_URL and that "
+                    f"the server is running"
+                )
+            log.warning(
+                "InfluxDB at %s not ready (%s); retrying in %.1f s",
+                self.settings.url,
+                problem,
+                delay,
+            )
+            await trio.sleep(delay)
+            attempt += 1
+        if self.api is Api.V1 and self.settings.create_database:
+            await self._create_database()
+
+    async def _create_database(self) -> None:
+        name = (self.settings.database or "").replace("\\", "\\\\").replace('"', '\\"')
+        response = await self._client.post("/query", params={"q": f'CREATE DATABASE "{name}"'})
+        if response.status_code in (401, 403):
+            raise FatalSinkError(self._auth_message(response))
+        body = response.text
+        if response.status_code != 200 or '"error"' in body:
+            raise FatalSinkError(
+                f"could not create database {self.settings.database!r} on {self.settings.url}: "
+                f"HTTP {response.status_code} {body[:200]}"
+            )
+        log.info("database %r ready on %s", self.settings.database, self.settings.url)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> InfluxSink:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def write(self, utterances: Sequence[Utterance]) -> None:
+        """Persist ``utterances`` in requests of at most ``max_points`` and ``max_bytes``."""
+        chunk: list[tuple[Utterance, bytes]] = []
+        size = 0
+        for u in utterances:
+            line = (encode(u, self.settings.schema) + "\n").encode("utf-8")
+            if chunk and (
+                len(chunk) >= self.settings.max_points or size + len(line) > self.settings.max_bytes
+            ):
+                await self._deliver(chunk)
+                chunk, size = [], 0
+            chunk.append((u, line))
+            size += len(line)
+        if chunk:
+            await self._deliver(chunk)
+
+    async def _deliver(self, items: list[tuple[Utterance, bytes]]) -> None:
+        attempt = 0
+        while True:
+            answer = await self._post(b"".join(line for _, line in items))
+            if answer.verdict is _Verdict.OK:
+                self.stats.persisted += len(items)
+                return
+            if answer.verdict in (_Verdict.REJECTED, _Verdict.TOO_LARGE):
+                if len(items) == 1:
+                    utterance = items[0][0]
+                    log.error(
+                        "InfluxDB rejected utterance %s/%s: %s; set aside in %s",
+                        utterance.conversation_id,
+                        utterance.utterance_id,
+                        answer.detail,
+                        self.dead_letter.path,
+                    )
+                    self.dead_letter.utterance(utterance, answer.detail, self.settings.schema)
+                    self.stats.dead_lettered += 1
+                    return
+                self.stats.splits += 1
+                half = len(items) // 2
+                log.warning(
+                    "InfluxDB refused a batch of %d (%s); splitting to isolate it",
+                    len(items),
+                    answer.detail,
+                )
+                await self._deliver(items[:half])
+                await self._deliver(items[half:])
+                return
+            if answer.verdict is _Verdict.DATABASE_MISSING:
+                if self.api is Api.V1 and self.settings.create_database:
+                    log.warning("database %r missing; creating it", self.settings.database)
+                    await self._create_database()
+                    continue
+                raise FatalSinkError(answer.detail, [u for u, _ in items])
+            if answer.verdict is _Verdict.FATAL:
+                raise FatalSinkError(answer.detail, [u for u, _ in items])
+            delay = next_delay(attempt, answer.retry_after, self.settings.backoff, self._rng)
+            self.stats.retries += 1
+            self.stats.last_retry_delay_s = delay
+            log.warning(
+                "InfluxDB write of %d points failed (%s); retry %d in %.2f s",
+                len(items),
+                answer.detail,
+                attempt + 1,
+                delay,
+            )
+            await trio.sleep(delay)
+            attempt += 1
+
+    async def _post(self, body: bytes) -> _Answer:
+        headers = {}
+        if len(body) >= self.settings.gzip_threshold:
+            body = gzip.compress(body, compresslevel=1)
+            headers["Content-Encoding"] = "gzip"
+        self.stats.requests += 1
+        self.stats.bytes_sent += len(body)
+        started = time.perf_counter()
+        try:
+            response = await self._client.post(
+                self._write_path, params=self._params, content=body, headers=headers
+            )
+        except httpx.TransportError as exc:
+            return _Answer(_Verdict.RETRY, f"{type(exc).__name__}: {exc or 'no detail'}")
+        self.stats.last_latency_s = time.perf_counter() - started
+        return self._classify(response)
+
+    def _classify(self, response: httpx.Response) -> _Answer:
+        status = response.status_code
+        text = response.text.strip()[:500]
+        if status in (200, 204):
+            return _Answer(_Verdict.OK, "")
+        if status == 413:
+            return _Answer(_Verdict.TOO_LARGE, f"HTTP 413 {text or 'request entity too large'}")
+        if status in (401, 403):
+            return _Answer(_Verdict.FATAL, self._auth_message(response))
+        if status == 404:
+            if self.api is Api.V1 and "database not found" in text:
+                return _Answer(
+                    _Verdict.DATABASE_MISSING,
+                    f"database {self.settings.database!r} not found on "
+                    f"{self.settings.url}; create it or allow creation",
+                )
+            what = (
+                f"org {self.settings.org!r} or bucket {self.settings.bucket!r}"
+                if self.api is Api.V2
+                else "the /write endpoint"
+            )
+            return _Answer(
+                _Verdict.FATAL,
+                f"InfluxDB at {self.settings.url} answered 404 for "
+                f"{what}: {text}; check INFLUX_URL, INFLUX_ORG and "
+                f"INFLUX_BUCKET",
+            )
+        if status == 429 or status >= 500:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
+            return _Answer(_Verdict.RETRY, f"HTTP {status} {text}".strip(), retry_after)
+        if status in (400, 422):
+            if self.api is Api.V1 and "database is required" in text:
+                return _Answer(
+                    _Verdict.FATAL, "InfluxDB says a database is required: set INFLUX_DATABASE"
+                )
+            return _Answer(_Verdict.REJECTED, f"HTTP {status} {text}")
+        return _Answer(
+            _Verdict.FATAL,
+            f"InfluxDB at {self.settings.url} answered an unexpected HTTP {status}: {text}",
+        )
+
+    def _auth_message(self, response: httpx.Response) -> str:
+        who = (
+            f"user {self.settings.username!r}"
+            if self.api is Api.V1 and self.settings.username
+            else "INFLUX_TOKEN"
+            if self.api is Api.V2
+            else "no credentials"
+        )
+        return (
+            f"InfluxDB at {self.settings.url} refused to let us write "
+            f"(HTTP {response.status_code} {response.text.strip()[:200]}) with {who}: "
+            f"check INFLUX_TOKEN, or INFLUX_USERNAME and INFLUX_PASSWORD, and their "
+            f"write permission"
+        )
