@@ -87,7 +87,8 @@ class Influxd:
     def write(self, db: str, body: bytes) -> int:
         """POST line protocol to ``/write`` (nanosecond precision); return the status."""
         request = urllib.request.Request(
-            f"{self.url}/write?db={urllib.parse.quote(db)}", data=body, method="POST")
+            f"{self.url}/write?db={urllib.parse.quote(db)}", data=body, method="POST"
+        )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 status: int = response.status

@@ -1,0 +1,242 @@
+"""Synthetic calls: deterministic scripts of utterances, and the frames that carry them.
+
+Pure. Frames are built from the official schema (``TranscriptionTopicTranscriptionMessage``
+and the reference design's fragment object) with ``json.dumps`` on plain dicts, not with the
+worker's own ``wire`` module, so a misreading of the format cannot hide on both sides.
+
+Each call: two speakers taking turns. For Genesys, each utterance goes out as one to three
+interim hypotheses (growing prefixes of the sentence) and then a final; a keepalive opens the
+session and ``SESSION_ENDED`` closes it. For the fragment stream, each utterance goes out as a
+few pieces of text that concatenate to the sentence, the last one final.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+# Sentences chosen to exercise escaping: quotes, backslashes, commas, equals signs, accents,
+# CJK, emoji, apostrophes. None has a newline (the one documented normalisation).
+SENTENCES = [
+    "Thank you for calling, how can I help you today?",
+    "I'd like to check the balance on my account.",
+    'She said "the bill is wrong" twice.',
+    "My reference is A-12,345 = order 678.",
+    "The path is C:\\Users\\billing\\invoice.pdf",
+    "Je voudrais parler à quelqu'un, s'il vous plaît.",
+    "Können Sie mir bitte helfen?",
+    "お問い合わせありがとうございます。",
+    "That's great 👍 thanks so much!",
+    "Could you spell that for me, letter by letter?",
+    "The café's naïve façade was repainted.",
+    "Let me transfer you to billing; please hold.",
+    "Is there anything else I can do for you?",
+    "No, that's everything. Goodbye!",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SimUtterance:
+    conversation_id: str
+    utterance_id: str
+    channel: str  # INTERNAL (agent) or EXTERNAL (customer)
+    speaker: str
+    text: str
+    confidence: float
+    offset_ms: int
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    conversation_id: str
+    communication_id: str
+    session_start_ms: int
+    utterances: tuple[SimUtterance, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SimFrame:
+    """One text frame to send; ``final`` is the utterance it completes, if any."""
+
+    topic: str
+    text: str
+    conversation_id: str
+    final: SimUtterance | None = None
+    pieces: tuple[str, ...] = ()  # fragment stream: the whole utterance's pieces, on the final
+    session_end: bool = False
+
+
+def make_calls(count: int, utterances: int, seed: int, epoch_ms: int) -> list[Call]:
+    rng = random.Random(seed)
+    calls = []
+    for c in range(count):
+        conversation_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        start = epoch_ms + c * 1_000
+        offset = rng.randrange(200, 2_000)
+        items = []
+        for u in range(utterances):
+            agent = u % 2 == 0
+            duration = rng.randrange(800, 6_000)
+            items.append(
+                SimUtterance(
+                    conversation_id=conversation_id,
+                    utterance_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                    channel="INTERNAL" if agent else "EXTERNAL",
+                    speaker="agent" if agent else "customer",
+                    text=rng.choice(SENTENCES),
+                    confidence=round(rng.uniform(0.6, 0.99), 3),
+                    offset_ms=offset,
+                    duration_ms=duration,
+                )
+            )
+            offset += duration + rng.randrange(100, 1_500)
+        calls.append(
+            Call(
+                conversation_id,
+                str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                start,
+                tuple(items),
+            )
+        )
+    return calls
+
+
+def transcription_topic(conversation_id: str) -> str:
+    return f"v2.conversations.{conversation_id}.transcription"
+
+
+def _envelope(call: Call, transcripts: list[dict[str, object]], status: str) -> str:
+    body = {
+        "eventTime": "2026-03-19T22:04:48.128Z",
+        "organizationId": "00000000-0000-4000-8000-000000000000",
+        "conversationId": call.conversation_id,
+        "communicationId": call.communication_id,
+        "sessionStartTimeMs": call.session_start_ms,
+        "transcriptionStartTimeMs": call.session_start_ms - 47,
+        "transcripts": transcripts,
+        "status": {"offsetMs": 0, "status": status},
+    }
+    return json.dumps(
+        {
+            "topicName": transcription_topic(call.conversation_id),
+            "version": "2",
+            "eventBody": body,
+            "metadata": {"CorrelationId": str(uuid.uuid4())},
+        },
+        ensure_ascii=False,
+    )
+
+
+def _transcript(u: SimUtterance, text: str, confidence: float, final: bool) -> dict[str, object]:
+    return {
+        "utteranceId": u.utterance_id,
+        "isFinal": final,
+        "channel": u.channel,
+        "alternatives": [
+            {
+                "confidence": confidence,
+                "offsetMs": u.offset_ms,
+                "durationMs": u.duration_ms,
+                "transcript": text,
+                "decoratedTranscript": text,
+            }
+        ],
+        "engineProvider": "GENESYS",
+        "engineId": "sim",
+        "engineName": "simulator",
+        "dialect": "en-US",
+        "agentAssistEnabled": False,
+        "voiceTranscriptionEnabled": True,
+    }
+
+
+def genesys_frames(call: Call, rng: random.Random) -> Iterator[SimFrame]:
+    """The notification frames of one call, in order."""
+    topic = transcription_topic(call.conversation_id)
+    yield SimFrame(topic, _envelope(call, [], "SESSION_ONGOING"), call.conversation_id)
+    for u in call.utterances:
+        words = u.text.split(" ")
+        for i in range(rng.randrange(1, 4)):
+            prefix = " ".join(words[: max(1, len(words) * (i + 1) // 4)])
+            confidence = round(u.confidence * rng.uniform(0.5, 0.95), 3)
+            yield SimFrame(
+                topic,
+                _envelope(call, [_transcript(u, prefix, confidence, False)], "SESSION_ONGOING"),
+                call.conversation_id,
+            )
+        yield SimFrame(
+            topic,
+            _envelope(call, [_transcript(u, u.text, u.confidence, True)], "SESSION_ONGOING"),
+            call.conversation_id,
+            final=u,
+        )
+    yield SimFrame(
+        topic, _envelope(call, [], "SESSION_ENDED"), call.conversation_id, session_end=True
+    )
+
+
+def fragment_frames(call: Call, rng: random.Random) -> Iterator[SimFrame]:
+    """The reference design's fragment frames of one call, in order."""
+    for u in call.utterances:
+        cuts = sorted(rng.sample(range(1, len(u.text)), k=min(2, len(u.text) - 1)))
+        pieces = [u.text[a:b] for a, b in zip([0, *cuts], [*cuts, len(u.text)], strict=True)]
+        start = call.session_start_ms + u.offset_ms
+        for i, piece in enumerate(pieces):
+            final = i == len(pieces) - 1
+            confidence = u.confidence if final else round(u.confidence * 0.9, 3)
+            frame = {
+                "utteranceId": u.utterance_id,
+                "speaker": u.speaker,
+                "text": piece,
+                "confidence": confidence,
+                "startTime": _iso(start) if i % 2 == 0 else start,
+                "endTime": start + u.duration_ms,
+                "isFinal": final,
+                "conversationId": call.conversation_id,
+            }
+            yield SimFrame(
+                "",
+                json.dumps(frame, ensure_ascii=False),
+                call.conversation_id,
+                final=u if final else None,
+                pieces=tuple(pieces) if final else (),
+            )
+
+
+def _iso(ms: int) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    instant = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    return instant.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def interleave(streams: list[Iterator[SimFrame]], rng: random.Random) -> Iterator[SimFrame]:
+    """Frames of all calls, mixed as concurrent calls would be, each call in its own order."""
+    live = list(streams)
+    while live:
+        stream = rng.choice(live)
+        frame = next(stream, None)
+        if frame is None:
+            live.remove(stream)
+        else:
+            yield frame
+
+
+def truth_record(frame: SimFrame, call_start_ms: int) -> dict[str, object]:
+    """What a correct worker must persist for the utterance ``frame`` finalizes."""
+    u = frame.final
+    assert u is not None
+    start = call_start_ms + u.offset_ms
+    return {
+        "conversationId": u.conversation_id,
+        "utteranceId": u.utterance_id,
+        "speaker": u.speaker,
+        "text": u.text,
+        "startMs": start,
+        "endMs": start + u.duration_ms,
+        "confidence": u.confidence,
+    }

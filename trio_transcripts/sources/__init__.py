@@ -1,0 +1,72 @@
+"""Where frames come from: the Genesys Notifications API and the reference fragment stream.
+
+A source owns its sockets (connect, read, reconnect) and nothing else: every frame it reads it
+parses and hands to ``emit(event, frame)``, awaiting it before reading the next one. That
+await is the backpressure path: while the worker's ring buffer is paused, ``emit`` blocks, the
+source stops reading, and TCP pushes back on the server. The raw ``frame`` travels with its
+event so that a malformed one can be set aside whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from ..model import Fragment, Malformed
+from ..wire.genesys import Transcription
+from ..wire.instants import iso_of
+
+log = logging.getLogger("trio_transcripts.source")
+
+SourceEvent = Transcription | Fragment | Malformed
+Emit = Callable[[SourceEvent, str | bytes], Awaitable[None]]
+
+
+class SourceError(Exception):
+    """A source cannot go on: a configuration or permission problem retrying cannot fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """A time without a live socket: what the platform sent then is not replayed."""
+
+    start_ms: int
+    end_ms: int
+    conversations: tuple[str, ...]
+    where: str
+
+    @property
+    def duration_ms(self) -> int:
+        return self.end_ms - self.start_ms
+
+
+@dataclass
+class GapLog:
+    """Opens a gap when a socket is lost, closes and logs it when one is live again."""
+
+    where: str
+    gaps: list[Gap] = field(default_factory=list)
+    _open_since: int | None = None
+
+    def lost(self) -> None:
+        if self._open_since is None:
+            self._open_since = int(time.time() * 1000)
+
+    def live(self, conversations: tuple[str, ...]) -> None:
+        if self._open_since is None:
+            return
+        gap = Gap(self._open_since, int(time.time() * 1000), conversations, self.where)
+        self._open_since = None
+        self.gaps.append(gap)
+        log.warning(
+            "gap on %s from %s to %s (%d ms) for %d conversation(s) %s: anything the platform "
+            "sent meanwhile is not replayed",
+            gap.where,
+            iso_of(gap.start_ms),
+            iso_of(gap.end_ms),
+            gap.duration_ms,
+            len(conversations),
+            ", ".join(conversations[:5]) + (" ..." if len(conversations) > 5 else ""),
+        )

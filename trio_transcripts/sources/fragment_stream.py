@@ -1,0 +1,93 @@
+"""The reference design's fragment stream: one JSON fragment per WebSocket frame.
+
+Connects to a configured URL with ``Authorization: Bearer <token>``, reads fragments and hands
+each to ``emit``; a 401 handshake renews the token; any close reconnects with capped, fully
+jittered backoff, and each gap is logged and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import urllib.parse
+from dataclasses import dataclass
+
+import trio
+import trio_websocket
+
+from ..auth import TokenManager
+from ..retry import Backoff
+from ..wire.fragments import parse_fragment
+from . import Emit, GapLog
+
+log = logging.getLogger("trio_transcripts.source.fragments")
+
+
+@dataclass(frozen=True)
+class FragmentStreamSettings:
+    url: str
+    conversation_id: str | None = None
+    message_queue_size: int = 4
+    max_message_size: int = 16 << 20
+    backoff: Backoff = Backoff(base_s=0.5, cap_s=30.0)
+    connect_timeout_s: float = 10.0
+
+    def default_conversation(self) -> str:
+        """For fragments without ``conversationId``: the setting, the URL's, or ``unknown``."""
+        if self.conversation_id:
+            return self.conversation_id
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.url).query)
+        return (query.get("conversationId") or ["unknown"])[0]
+
+
+class FragmentStreamSource:
+    def __init__(self, settings: FragmentStreamSettings, tokens: TokenManager | None,
+                 emit: Emit, *, rng: random.Random | None = None) -> None:
+        self.settings = settings
+        self.tokens = tokens
+        self.emit = emit
+        self.gap_log = GapLog("fragment stream")
+        self.connects = 0
+        self._rng = rng or random.Random()
+
+    @property
+    def gaps(self) -> list[object]:
+        return list(self.gap_log.gaps)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        conversation = self.settings.default_conversation()
+        task_status.started()
+        attempt = 0
+        while True:
+            token = await self.tokens.get() if self.tokens is not None else None
+            headers = [(b"Authorization", f"Bearer {token}".encode())] if token else []
+            try:
+                async with trio_websocket.open_websocket_url(
+                    self.settings.url, extra_headers=headers,
+                    message_queue_size=self.settings.message_queue_size,
+                    max_message_size=self.settings.max_message_size,
+                    connect_timeout=self.settings.connect_timeout_s, disconnect_timeout=5,
+                ) as ws:
+                    self.connects += 1
+                    self.gap_log.live((conversation,))
+                    attempt = 0
+                    try:
+                        while True:
+                            frame = await ws.get_message()
+                            await self.emit(parse_fragment(frame, conversation_id=conversation),
+                                            frame)
+                    finally:
+                        with trio.move_on_after(1, shield=True):
+                            await ws.aclose(1001, "going away")
+            except trio_websocket.ConnectionRejected as exc:
+                log.warning("fragment stream handshake rejected: HTTP %d", exc.status_code)
+                if exc.status_code in (401, 403) and self.tokens is not None:
+                    self.tokens.invalidate(token)
+            except (trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, OSError,
+                    trio.BrokenResourceError) as exc:
+                log.warning("fragment stream lost: %s", exc)
+            self.gap_log.lost()
+            delay = self.settings.backoff.delay(attempt, self._rng)
+            log.info("reconnecting to the fragment stream in %.2f s", delay)
+            await trio.sleep(delay)
+            attempt += 1
