@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 import logging
 import random
@@ -206,7 +207,9 @@ class Simulator:
         try:
             async with trio.open_nursery() as nursery:
                 listeners = await nursery.start(
-                    trio.serve_tcp, self._serve_connection, self.config.port, self.config.host
+                    functools.partial(trio.serve_tcp, host=self.config.host),
+                    self._serve_connection,
+                    self.config.port,
                 )
                 self.port = listeners[0].socket.getsockname()[1]
                 nursery.start_soon(self._dispatch, nursery)
@@ -299,7 +302,7 @@ class Simulator:
         token = self._bearer(headers)
         if token is None:
             return _json(401, {"message": "authentication required", "code": "bad.credentials"})
-        parts = path.rstrip("/").split("/")[4:]  # after /api/v2/notifications/channels
+        parts = path.rstrip("/").split("/")[5:]  # after /api/v2/notifications/channels
         if not parts:
             if method == "POST":
                 return self._create_channel(token)

@@ -41,8 +41,14 @@ class FragmentStreamSettings:
 
 
 class FragmentStreamSource:
-    def __init__(self, settings: FragmentStreamSettings, tokens: TokenManager | None,
-                 emit: Emit, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        settings: FragmentStreamSettings,
+        tokens: TokenManager | None,
+        emit: Emit,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
         self.settings = settings
         self.tokens = tokens
         self.emit = emit
@@ -63,10 +69,12 @@ class FragmentStreamSource:
             headers = [(b"Authorization", f"Bearer {token}".encode())] if token else []
             try:
                 async with trio_websocket.open_websocket_url(
-                    self.settings.url, extra_headers=headers,
+                    self.settings.url,
+                    extra_headers=headers,
                     message_queue_size=self.settings.message_queue_size,
                     max_message_size=self.settings.max_message_size,
-                    connect_timeout=self.settings.connect_timeout_s, disconnect_timeout=5,
+                    connect_timeout=self.settings.connect_timeout_s,
+                    disconnect_timeout=5,
                 ) as ws:
                     self.connects += 1
                     self.gap_log.live((conversation,))
@@ -74,8 +82,9 @@ class FragmentStreamSource:
                     try:
                         while True:
                             frame = await ws.get_message()
-                            await self.emit(parse_fragment(frame, conversation_id=conversation),
-                                            frame)
+                            await self.emit(
+                                parse_fragment(frame, conversation_id=conversation), frame
+                            )
                     finally:
                         with trio.move_on_after(1, shield=True):
                             await ws.aclose(1001, "going away")
@@ -83,8 +92,12 @@ class FragmentStreamSource:
                 log.warning("fragment stream handshake rejected: HTTP %d", exc.status_code)
                 if exc.status_code in (401, 403) and self.tokens is not None:
                     self.tokens.invalidate(token)
-            except (trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, OSError,
-                    trio.BrokenResourceError) as exc:
+            except (
+                trio_websocket.HandshakeError,
+                trio_websocket.ConnectionClosed,
+                OSError,
+                trio.BrokenResourceError,
+            ) as exc:
                 log.warning("fragment stream lost: %s", exc)
             self.gap_log.lost()
             delay = self.settings.backoff.delay(attempt, self._rng)
