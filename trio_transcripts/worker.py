@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import trio
@@ -419,3 +420,56 @@ async def run_worker(
     drain, shielded and bounded by ``config.shutdown_timeout_s``.
     """
     await Worker(config, sink=sink).run(task_status=task_status)
+
+
+class _ChannelSink:
+    """Hands utterances to the application through a memory channel (no buffer), so the
+    application's pace is the backpressure. What it no longer reads is dead-lettered."""
+
+    def __init__(self, send: trio.MemorySendChannel[Utterance], dead_letter: DeadLetter) -> None:
+        self._send = send
+        self._dead_letter = dead_letter
+
+    async def open(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def write(self, utterances: Sequence[Utterance]) -> None:
+        for i, utterance in enumerate(utterances):
+            try:
+                await self._send.send(utterance)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._dead_letter.utterances(
+                    list(utterances[i:]), "the application stopped reading the stream"
+                )
+                return
+
+    async def aclose(self) -> None:
+        await self._send.aclose()
+
+    def describe(self) -> str:
+        return "the application (open_transcript_stream)"
+
+
+@asynccontextmanager
+async def open_transcript_stream(
+    config: Config,
+) -> AsyncIterator[trio.MemoryReceiveChannel[Utterance]]:
+    """Coalesced utterances for the application itself, with no sink::
+
+        async with open_transcript_stream(config) as utterances:
+            async for utterance in utterances:
+                ...
+
+    Leaving the block shuts the worker down in order; partials it flushes then, which the
+    application no longer reads, go to the dead-letter file.
+    """
+    send, receive = trio.open_memory_channel[Utterance](0)
+    async with trio.open_nursery() as nursery:
+        worker = Worker(config)
+        worker.sink = _ChannelSink(send, worker.dead_letter)
+        await nursery.start(worker.run)
+        try:
+            async with receive:
+                yield receive
+        finally:
+            worker.stop()

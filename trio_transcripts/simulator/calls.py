@@ -17,6 +17,7 @@ import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 # Sentences chosen to exercise escaping: quotes, backslashes, commas, equals signs, accents,
 # CJK, emoji, apostrophes. None has a newline (the one documented normalisation).
@@ -193,7 +194,7 @@ def fragment_frames(call: Call, rng: random.Random) -> Iterator[SimFrame]:
                 "speaker": u.speaker,
                 "text": piece,
                 "confidence": confidence,
-                "startTime": _iso(start) if i % 2 == 0 else start,
+                "startTime": iso_ms(start) if i % 2 == 0 else start,
                 "endTime": start + u.duration_ms,
                 "isFinal": final,
                 "conversationId": call.conversation_id,
@@ -207,9 +208,8 @@ def fragment_frames(call: Call, rng: random.Random) -> Iterator[SimFrame]:
             )
 
 
-def _iso(ms: int) -> str:
-    from datetime import UTC, datetime, timedelta
-
+def iso_ms(ms: int) -> str:
+    """ISO-8601 UTC with milliseconds (the platform's date-time format)."""
     instant = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
     return instant.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 

@@ -48,6 +48,7 @@ from .calls import (
     fragment_frames,
     genesys_frames,
     interleave,
+    iso_ms,
     make_calls,
     truth_record,
 )
@@ -351,7 +352,7 @@ class Simulator:
         ttl = self.config.channel_ttl_s
         self._channels[channel_id] = _Channel(channel_id, token, trio.current_time() + ttl)
         self.stats.channels_created += 1
-        expires = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() + ttl))
+        expires = iso_ms(int((time.time() + ttl) * 1000))
         connect_uri = f"ws://{self.config.host}:{self.port}/channels/{channel_id}"
         return _json(200, {"id": channel_id, "connectUri": connect_uri, "expires": expires})
 

@@ -9,10 +9,13 @@ event so that a malformed one can be set aside whole.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+
+import trio
 
 from ..model import Fragment, Malformed
 from ..wire.genesys import Transcription
@@ -70,3 +73,19 @@ class GapLog:
             len(conversations),
             ", ".join(conversations[:5]) + (" ..." if len(conversations) > 5 else ""),
         )
+
+
+async def close_transport(ws: object) -> None:
+    """Close the TCP stream under a finished trio-websocket connection.
+
+    trio-websocket 0.12.2 leaves it open when the peer vanished without a close frame (1006):
+    its ``_abort_web_socket`` never closes the stream, and ``aclose()`` then returns early.
+    Without this, every drop leaks a socket until garbage collection.
+    """
+    stream = getattr(ws, "_stream", None)
+    if isinstance(stream, trio.abc.AsyncResource):
+        with (
+            trio.CancelScope(shield=True),
+            contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError),
+        ):
+            await stream.aclose()

@@ -18,7 +18,7 @@ import trio_websocket
 from ..auth import TokenManager
 from ..retry import Backoff
 from ..wire.fragments import parse_fragment
-from . import Emit, GapLog
+from . import Emit, GapLog, close_transport
 
 log = logging.getLogger("trio_transcripts.source.fragments")
 
@@ -88,6 +88,7 @@ class FragmentStreamSource:
                     finally:
                         with trio.move_on_after(1, shield=True):
                             await ws.aclose(1001, "going away")
+                        await close_transport(ws)
             except trio_websocket.ConnectionRejected as exc:
                 log.warning("fragment stream handshake rejected: HTTP %d", exc.status_code)
                 if exc.status_code in (401, 403) and self.tokens is not None:

@@ -36,6 +36,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -57,7 +58,7 @@ from ..wire.genesys import (
     queue_conversations_topic,
     transcription_topic,
 )
-from . import Emit, GapLog, SourceError
+from . import Emit, GapLog, SourceError, close_transport
 
 log = logging.getLogger("trio_transcripts.source.notifications")
 
@@ -104,6 +105,7 @@ class _Channel:
     id: str
     connect_uri: str
     expires_at: float  # trio clock
+    created_at: float  # trio clock
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     connected: trio.Event = field(default_factory=trio.Event)
 
@@ -148,10 +150,21 @@ class NotificationsSource:
         )
         self._slots: list[_Slot] = []
         self._nursery: trio.Nursery | None = None
+        self._changed = trio.Event()
 
     @property
     def gaps(self) -> list[object]:
         return [gap for slot in self._slots for gap in slot.gaps.gaps]
+
+    def _count(self, name: str) -> None:
+        setattr(self.stats, name, getattr(self.stats, name) + 1)
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_for(self, predicate: Callable[[NotificationsStatistics], bool]) -> None:
+        """Wait until ``predicate(self.stats)`` holds (for status pages and tests)."""
+        while not predicate(self.stats):
+            await self._changed.wait()
 
     def conversations(self) -> set[str]:
         return {c for slot in self._slots for c in slot.conversations()}
@@ -186,7 +199,7 @@ class NotificationsSource:
             if topic in slot.topics:
                 slot.topics.discard(topic)
                 slot.notify()
-                self.stats.unsubscribed += 1
+                self._count("unsubscribed")
                 log.info("unsubscribed conversation %s", conversation_id)
 
     def _add_topic(self, topic: str) -> None:
@@ -241,9 +254,12 @@ class NotificationsSource:
                 await self._socket_loop(slot, channel, nursery)
 
     async def _rotate_before_expiry(self, slot: _Slot, channel: _Channel) -> None:
-        await trio.sleep_until(channel.expires_at - self.settings.rotate_before_s)
+        # Never before half the channel's life: a skewed or odd ``expires`` must not make
+        # every new channel rotate at once.
+        halfway = (channel.created_at + channel.expires_at) / 2
+        await trio.sleep_until(max(channel.expires_at - self.settings.rotate_before_s, halfway))
         log.info("channel %s expires soon; rotating to a new channel", channel.id)
-        self.stats.rotations += 1
+        self._count("rotations")
         await self._start_channel(slot, channel)
 
     async def _request(self, method: str, path: str, json: object = None) -> httpx.Response:
@@ -294,8 +310,8 @@ class NotificationsSource:
                 expires_at = trio.current_time() + (expires - time.time())
             except ValueError:
                 log.warning("channel expiry %r unreadable; not rotating", body["expires"])
-        channel = _Channel(body["id"], body["connectUri"], expires_at)
-        self.stats.channels_created += 1
+        channel = _Channel(body["id"], body["connectUri"], expires_at, trio.current_time())
+        self._count("channels_created")
         log.info("channel %s created (%d topics)", channel.id, len(slot.topics))
         await self._subscribe(slot, channel)
         return channel
@@ -342,7 +358,7 @@ class NotificationsSource:
                     connect_timeout=self.settings.timeout_s,
                     disconnect_timeout=5,
                 ) as ws:
-                    self.stats.connects += 1
+                    self._count("connects")
                     channel.connected.set()
                     slot.gaps.live(slot.conversations())
                     attempt = 0
@@ -366,12 +382,12 @@ class NotificationsSource:
             slot.gaps.lost()
             if outcome != "gone" and await self._channel_exists(channel):
                 delay = self.settings.backoff.delay(attempt, self._rng)
-                self.stats.reconnects += 1
+                self._count("reconnects")
                 log.info("reconnecting to channel %s in %.2f s", channel.id, delay)
                 await trio.sleep(delay)
                 attempt += 1
                 continue
-            self.stats.channels_gone += 1
+            self._count("channels_gone")
             log.warning("channel %s is gone; creating a new one and resubscribing", channel.id)
             assert slot.nursery is not None
             slot.nursery.start_soon(self._start_channel, slot, None)
@@ -419,7 +435,7 @@ class NotificationsSource:
                     with trio.move_on_after(self.settings.pong_timeout_s) as no_pong:
                         message = await ws.get_message()
                     if no_pong.cancelled_caught:
-                        self.stats.dead_sockets += 1
+                        self._count("dead_sockets")
                         log.warning(
                             "no pong on channel %s within %.0f s; reconnecting",
                             channel.id,
@@ -434,7 +450,7 @@ class NotificationsSource:
                 elif isinstance(event, Malformed):
                     await self.emit(event, message)
                 elif isinstance(event, SocketClosing):
-                    self.stats.socket_closings += 1
+                    self._count("socket_closings")
                     log.info("socket_closing on channel %s: opening a new socket first", channel.id)
                     superseded_at = trio.current_time()
                     nursery.start_soon(self._socket_loop, slot, channel, nursery)
@@ -443,7 +459,7 @@ class NotificationsSource:
                     return "gone"
                 elif isinstance(event, QueueConversation):
                     if transcription_topic(event.conversation_id) not in slot.topics:
-                        self.stats.discovered += 1
+                        self._count("discovered")
                         log.info(
                             "queue %s: conversation %s appeared; subscribing",
                             event.queue_id,
@@ -457,13 +473,14 @@ class NotificationsSource:
                         "system notice %s: %s %s", event.topic, event.reason, event.message or ""
                     )
                 elif isinstance(event, Ignored):
-                    self.stats.ignored += 1
+                    self._count("ignored")
         except trio_websocket.ConnectionClosed as exc:
             log.info("channel %s socket closed: %s", channel.id, _describe(exc))
             return "replaced" if superseded_at is not None else "closed"
         finally:
             with trio.move_on_after(1, shield=True):
                 await ws.aclose(1001, "going away")
+            await close_transport(ws)
 
 
 def _describe(exc: BaseException) -> str:
