@@ -415,3 +415,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except (AuthError, SourceError, FatalSinkError) as exc:
         return _fatal(exc, args.debug)
+    except BaseExceptionGroup as group:  # a nursery on the way wrapped the fatal error
+        fatal = _first_fatal(group)
+        if fatal is None:
+            raise
+        return _fatal(fatal, args.debug)
+
+
+def _first_fatal(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    for exc in group.exceptions:
+        if isinstance(exc, AuthError | SourceError | FatalSinkError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup) and (found := _first_fatal(exc)) is not None:
+            return found
+    return None
