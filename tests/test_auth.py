@@ -33,7 +33,9 @@ def simulator(**changes: object) -> Simulator:
 def test_renewal_schedule() -> None:
     assert renewal_delay(86_400) == 86_400 * 0.8  # 80 % of a long lifetime
     assert renewal_delay(120) == 60  # never later than 60 s before expiry
-    assert renewal_delay(30) == 0
+    assert renewal_delay(300) == 240  # Genesys' shortest lifetime: both rules hold
+    assert renewal_delay(30) == 10  # shorter tokens: never a tight loop
+    assert renewal_delay(2) == 1
 
 
 async def test_renews_before_expiry_without_callers_waiting(

@@ -55,8 +55,13 @@ class Token:
 
 
 def renewal_delay(expires_in: float) -> float:
-    """Seconds after issue to renew: 80 % of the lifetime, and at least 60 s before expiry."""
-    return max(0.0, min(expires_in * RENEW_FRACTION, expires_in - RENEW_MARGIN_S))
+    """Seconds after issue to renew: 80 % of the lifetime, and at least 60 s before expiry.
+
+    Genesys tokens live 5 minutes at least, where both rules hold. A shorter token (a proxy,
+    the simulator) is renewed at half its life, or after 10 s, rather than in a tight loop.
+    """
+    preferred = min(expires_in * RENEW_FRACTION, expires_in - RENEW_MARGIN_S)
+    return max(preferred, min(expires_in / 2, 10.0))
 
 
 class TokenManager:

@@ -25,6 +25,7 @@ from .model import Utterance
 from .simulator.server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Faults, SimConfig, Simulator
 from .sinks import FatalSinkError, Sink
 from .sources import SourceError
+from .wire.instants import iso_of
 from .worker import Worker
 
 log = logging.getLogger("trio_transcripts")
@@ -325,9 +326,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     worker, sim, tap = trio.run(_demo, args)
     print(f"\ndemo done in {time.monotonic() - started:.1f} s. A few persisted utterances:")
     for u in tap.samples:
+        confidence = f"{u.confidence:.3f}" if u.confidence is not None else "n/a"
         print(
-            f"  [{u.conversation_id[:8]}] {u.speaker:>8} @{u.start_ms} "
-            f"({u.confidence:.3f}): {u.text}"
+            f"  {iso_of(u.start_ms)} [{u.conversation_id[:8]}] {u.speaker:>8} "
+            f"({confidence}): {u.text}"
         )
     print(f"\naccount: {worker.account.summary()}")
     persisted = worker.account.persisted

@@ -63,7 +63,7 @@ MAX_TOPICS = 1000
 
 @dataclass
 class Faults:
-    handshake_401: int = 0  # reject the first N channel-socket handshakes with 401
+    handshake_401: int = 0  # reject the first N WebSocket handshakes with 401
     token_429: int = 0  # answer the first N token requests 429 (Retry-After: 1)
     token_500: int = 0  # answer the next N token requests 500
     drop_every: int = 0  # drop a socket (no close frame) after every N frames sent on it
@@ -461,6 +461,10 @@ class Simulator:
         auth = dict((k.decode().lower(), v.decode()) for k, v in request.headers)
         if self._bearer(auth) is None:
             await request.reject(401, body=b'{"message":"bearer token required"}')
+            return
+        if self.stats.rejected_handshakes < self._faults.handshake_401:
+            self.stats.rejected_handshakes += 1
+            await request.reject(401, body=b'{"message":"token expired"}')
             return
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.path).query)
         ws = await request.accept()

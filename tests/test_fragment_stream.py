@@ -1,0 +1,51 @@
+"""The fragment-stream source over real sockets against the simulator."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from trio_transcripts.auth import Credentials, TokenManager
+from trio_transcripts.model import Fragment
+from trio_transcripts.retry import Backoff
+from trio_transcripts.simulator.server import FRAGMENT_PATH, Faults, SimConfig, Simulator
+from trio_transcripts.sources import SourceEvent
+from trio_transcripts.sources.fragment_stream import FragmentStreamSettings, FragmentStreamSource
+
+
+# trio-websocket 0.12.2 leaves the socket of a rejected handshake unclosed (shared/trio-notes).
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore:unclosed <socket:ResourceWarning")
+async def test_401_renews_the_token_and_drops_reconnect() -> None:
+    sim = Simulator(SimConfig(calls=2, utterances=4, source="fragments",
+                              faults=Faults(handshake_401=1, drop_every=6)))
+    fragments: list[Fragment] = []
+    arrived = trio.Event()
+
+    async def emit(event: SourceEvent, frame: str | bytes) -> None:
+        assert isinstance(event, Fragment)
+        fragments.append(event)
+        finals = {(f.conversation_id, f.utterance_id) for f in fragments if f.is_final}
+        if sim.done.is_set() and len(finals) == len(sim.truth):
+            arrived.set()
+
+    async with trio.open_nursery() as nursery:
+        info = await nursery.start(sim.run)
+        tokens = TokenManager(Credentials("sim-client", "sim-secret", str(info["login_url"])))
+        await nursery.start(tokens.run)
+        source = FragmentStreamSource(
+            FragmentStreamSettings(f"ws://127.0.0.1:{sim.port}{FRAGMENT_PATH}",
+                                   backoff=Backoff(0.01, 0.1)), tokens, emit)
+        nursery.start_soon(source.run)
+        with trio.fail_after(30):
+            await arrived.wait()
+        nursery.cancel_scope.cancel()
+    await tokens.aclose()
+    assert sim.stats.rejected_handshakes == 1 and sim.stats.tokens_issued == 2
+    assert sim.stats.drops >= 2 and len(source.gaps) >= 2
+    pieces: dict[tuple[str, str], str] = {}
+    for f in fragments:
+        pieces[(f.conversation_id, f.utterance_id)] = pieces.get(
+            (f.conversation_id, f.utterance_id), "") + f.text
+    for truth in sim.truth:  # each piece once, in order: the text is exact
+        assert pieces[(str(truth["conversationId"]), str(truth["utteranceId"]))] == truth["text"]
