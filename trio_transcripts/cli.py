@@ -19,6 +19,7 @@ import trio
 
 from . import __version__
 from .auth import AuthError
+from .bench import add_bench_parser, cmd_bench
 from .config import Config, ConfigErrors, load_config
 from .lineproto import Schema
 from .model import Utterance
@@ -168,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--oversized-every", type=int, default=0, metavar="N")
     faults.add_argument("--duplicate-finals", action="store_true")
     faults.add_argument("--deny-transcription", action="store_true")
+    add_bench_parser(commands, _common)
     return parser
 
 
@@ -407,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     setup_logging(args.log_format, args.debug, quiet=args.command == "demo")
-    handlers = {"run": cmd_run, "demo": cmd_demo, "simulate": cmd_simulate}
+    handlers = {"run": cmd_run, "demo": cmd_demo, "simulate": cmd_simulate, "bench": cmd_bench}
     try:
         return handlers[args.command](args)
     except ConfigErrors as exc:

@@ -662,6 +662,7 @@ class Simulator:
         self.stats.finals_sent += 1
         call = next(c for c in self.calls if c.conversation_id == u.conversation_id)
         record = truth_record(frame, call.session_start_ms)
+        record["sentAt"] = time.time() * 1000  # for latency: final sent -> point acknowledged
         self.truth.append(record)
         if self._truth_file is not None:
             self._truth_file.write(json.dumps(record, ensure_ascii=False) + "\n")

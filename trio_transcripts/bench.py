@@ -1,0 +1,349 @@
+"""``python -m trio_transcripts bench``: throughput, latency and footprint, measured.
+
+Three phases in one run, each against a fresh simulator in its own process (so the worker's
+core is its own):
+
+1. ceiling: a bare trio-websocket client reads the channel and parses each frame, nothing
+   else: the most any worker could read from this simulator on this machine;
+2. worker: the real pipeline (parser, coalescer, ring, writer, sink) for ``--duration``
+   seconds; frames/s, utterances/s and points/s persisted, latency from the simulator
+   sending a final to the sink acknowledging its point, peak RSS and CPU seconds;
+3. drain: a full 10,000-slot buffer written into the sink, timed (the shutdown target).
+
+The sink is InfluxDB when ``INFLUX_URL`` is set (1.x, ``INFLUX_DATABASE`` or ``bench``), else
+a throwaway ``influxd`` when one is on PATH, else (or with ``--sink null``) a null sink that
+acknowledges at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+import trio_websocket
+
+from .config import Config
+from .influxd import InfluxdUnavailable, running_influxd
+from .model import Utterance
+from .sinks import Sink
+from .sinks.deadletter import DeadLetter
+from .sinks.influx import InfluxSettings, InfluxSink
+from .wire.genesys import parse_notification
+from .worker import Worker
+
+
+class NullSink:
+    """Acknowledges everything at once: the pipeline's own cost, without a database."""
+
+    async def open(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def write(self, utterances: Sequence[Utterance]) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    def describe(self) -> str:
+        return "null sink"
+
+
+class _AckTimes:
+    """Wraps a sink; records when each final utterance was acknowledged (epoch ms)."""
+
+    def __init__(self, inner: Sink) -> None:
+        self.inner = inner
+        self.acked: dict[tuple[str, str], float] = {}
+
+    async def open(self) -> None:
+        await self.inner.open()
+
+    async def write(self, utterances: Sequence[Utterance]) -> None:
+        await self.inner.write(utterances)
+        now = time.time() * 1000
+        for u in utterances:
+            if u.final:
+                self.acked.setdefault(u.key, now)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+
+@dataclass
+class _Simulator:
+    info: dict[str, Any]
+    truth_path: Path
+    process: subprocess.Popen[bytes]
+
+
+@contextlib.contextmanager
+def _simulator(args: argparse.Namespace, workdir: Path, name: str) -> Iterator[_Simulator]:
+    truth = workdir / f"truth-{name}.jsonl"
+    command = [
+        sys.executable,
+        "-m",
+        "trio_transcripts",
+        "simulate",
+        "--calls",
+        str(args.calls),
+        "--utterances",
+        str(args.utterances),
+        "--rate",
+        str(args.rate),
+        "--seed",
+        str(args.seed),
+        "--truth",
+        str(truth),
+        "--exit-when-done",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert process.stdout is not None
+        info = json.loads(process.stdout.readline())
+        yield _Simulator(info, truth, process)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def _ceiling(sim: _Simulator, duration: float) -> float:
+    """Frames/s a bare client reads and parses from one channel."""
+    api = sim.info["api_url"]
+    async with httpx.AsyncClient(base_url=api) as client:
+        token = (
+            await client.post(
+                "/oauth/token",
+                auth=("sim-client", "sim-secret"),
+                data={"grant_type": "client_credentials"},
+            )
+        ).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        channel = (await client.post("/api/v2/notifications/channels", headers=headers)).json()
+        topics = [
+            {"id": f"v2.conversations.{c}.transcription"} for c in sim.info["conversation_ids"]
+        ]
+        await client.put(
+            f"/api/v2/notifications/channels/{channel['id']}/subscriptions",
+            json=topics,
+            headers=headers,
+        )
+    frames = 0
+    started = trio.current_time()
+    with trio.move_on_after(duration):
+        async with trio_websocket.open_websocket_url(
+            channel["connectUri"], max_message_size=16 << 20
+        ) as ws:
+            try:
+                while True:
+                    parse_notification(await ws.get_message())
+                    frames += 1
+            except trio_websocket.ConnectionClosed:
+                pass
+    return frames / (trio.current_time() - started)
+
+
+async def _worker_phase(
+    sim: _Simulator, sink: Sink, duration: float, workdir: Path
+) -> dict[str, Any]:
+    info = sim.info
+    config = Config(
+        client_id="sim-client",
+        client_secret="sim-secret",
+        login_url=info["login_url"],
+        api_url=info["api_url"],
+        conversation_ids=tuple(info["conversation_ids"]),
+        dead_letter_path=workdir / "dead.jsonl",
+        status_interval_s=3600,
+    )
+    worker = Worker(config)
+    tap = _AckTimes(sink)
+    worker.sink = tap
+    cpu_before = time.process_time()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        started = trio.current_time()
+        await trio.sleep(duration)
+        window = trio.current_time() - started
+        frames = worker.account.frames
+        peak_buffer = worker.queue.statistics().peak
+        stop_at = trio.current_time()
+        worker.stop()
+    shutdown_s = trio.current_time() - stop_at
+    cpu = time.process_time() - cpu_before
+    latencies = []
+    truth = await trio.Path(sim.truth_path).read_text(encoding="utf-8")
+    for line in truth.splitlines():
+        record = json.loads(line)
+        acked = tap.acked.get((record["conversationId"], record["utteranceId"]))
+        if acked is not None:
+            latencies.append(acked - record["sentAt"])
+    return {
+        "frames": frames,
+        "window_s": window,
+        "persisted": worker.account.persisted,
+        "latencies": latencies,
+        "cpu_s": cpu,
+        "peak_buffer": peak_buffer,
+        "shutdown_s": shutdown_s,
+        "account": worker.account.summary(),
+    }
+
+
+async def _drain_phase(make_sink: Callable[[], Sink]) -> float:
+    """Seconds to write a full 10,000-slot buffer into the sink, in 5,000-point batches."""
+    now = int(time.time() * 1000)
+    batch = [
+        Utterance(
+            f"drain-{i % 100}",
+            f"drain-{now}-{i}",
+            ("agent", "customer")[i % 2],
+            "a full buffer drained at shutdown",
+            0.9,
+            now + i,
+            now + i + 900,
+            True,
+            3,
+        )
+        for i in range(10_000)
+    ]
+    sink = make_sink()
+    await sink.open()
+    started = time.perf_counter()
+    await sink.write(batch[:5_000])
+    await sink.write(batch[5_000:])
+    elapsed = time.perf_counter() - started
+    await sink.aclose()
+    return elapsed
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+@contextlib.asynccontextmanager
+async def _influx_url(args: argparse.Namespace) -> AsyncIterator[tuple[str | None, str]]:
+    if args.sink == "null":
+        yield None, "null sink"
+        return
+    url = os.environ.get("INFLUX_URL")
+    if url:
+        yield url, f"InfluxDB at {url}"
+        return
+    try:
+        with running_influxd() as server:
+            yield server.url, "local influxd 1.6 (temp dir)"
+    except InfluxdUnavailable:
+        yield None, "null sink (no INFLUX_URL and no influxd on PATH)"
+
+
+async def _bench(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="trio-transcripts-bench-") as tmp:
+        workdir = Path(tmp)
+        async with _influx_url(args) as (url, sink_name):
+            database = os.environ.get("INFLUX_DATABASE", "bench")
+
+            def make_sink() -> Sink:
+                if url is None:
+                    return NullSink()
+                return InfluxSink(
+                    InfluxSettings(url=url, database=database), DeadLetter(workdir / "dead.jsonl")
+                )
+
+            with _simulator(args, workdir, "ceiling") as sim:
+                ceiling = await _ceiling(sim, args.duration)
+            with _simulator(args, workdir, "worker") as sim:
+                run = await _worker_phase(sim, make_sink(), args.duration, workdir)
+            drain_s = await _drain_phase(make_sink)
+    frames_per_s = run["frames"] / run["window_s"]
+    persisted_per_s = run["persisted"] / run["window_s"]
+    latencies = run["latencies"]
+    return {
+        "sink": sink_name,
+        "rate": args.rate or "max",
+        "calls": args.calls,
+        "duration_s": round(run["window_s"], 2),
+        "frames_per_s": round(frames_per_s),
+        "utterances_per_s": round(persisted_per_s),
+        "points_per_s": round(persisted_per_s),
+        "latency_ms": {
+            "p50": round(_percentile(latencies, 50), 1),
+            "p95": round(_percentile(latencies, 95), 1),
+            "p99": round(_percentile(latencies, 99), 1),
+            "mean": round(statistics.fmean(latencies), 1) if latencies else None,
+            "samples": len(latencies),
+        },
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "cpu_s": round(run["cpu_s"], 2),
+        "ceiling_frames_per_s": round(ceiling),
+        "ratio_to_ceiling": round(frames_per_s / ceiling, 3) if ceiling else None,
+        "peak_buffer": run["peak_buffer"],
+        "shutdown_s": round(run["shutdown_s"], 3),
+        "drain_10k_s": round(drain_s, 3),
+        "account": run["account"],
+    }
+
+
+def add_bench_parser(commands: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    bench = commands.add_parser(
+        "bench",
+        help="measure throughput, latency and footprint",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    common(bench)
+    bench.add_argument("--duration", type=float, default=10.0, metavar="SECONDS")
+    bench.add_argument("--rate", type=float, default=0.0, help="frames/s; 0: as fast as possible")
+    bench.add_argument("--calls", type=int, default=1000, help="concurrent conversations")
+    bench.add_argument("--utterances", type=int, default=80, help="per call")
+    bench.add_argument("--seed", type=int, default=1)
+    bench.add_argument("--sink", choices=["auto", "null"], default="auto")
+    bench.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    result = trio.run(_bench, args)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    latency = result["latency_ms"]
+    print(f"sink: {result['sink']}; {result['calls']} conversations; rate {result['rate']}")
+    print(
+        f"read:       {result['frames_per_s']:>9,} frames/s "
+        f"({result['ratio_to_ceiling']} of the transport ceiling, "
+        f"{result['ceiling_frames_per_s']:,} frames/s)"
+    )
+    print(f"persisted:  {result['utterances_per_s']:>9,} utterances/s = points/s")
+    print(
+        f"latency:    p50 {latency['p50']} ms, p95 {latency['p95']} ms, p99 {latency['p99']} ms "
+        f"({latency['samples']} finals, simulator send -> sink acknowledgement)"
+    )
+    print(
+        f"footprint:  peak RSS {result['peak_rss_mb']} MB, {result['cpu_s']} CPU s, "
+        f"peak buffer {result['peak_buffer']}"
+    )
+    print(
+        f"shutdown:   {result['shutdown_s']} s; a full 10,000-slot buffer drains in "
+        f"{result['drain_10k_s']} s"
+    )
+    print(f"account:    {result['account']}")
+    return 0
