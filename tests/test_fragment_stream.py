@@ -17,8 +17,11 @@ from trio_transcripts.sources.fragment_stream import FragmentStreamSettings, Fra
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.filterwarnings("ignore:unclosed <socket:ResourceWarning")
 async def test_401_renews_the_token_and_drops_reconnect() -> None:
-    sim = Simulator(SimConfig(calls=2, utterances=4, source="fragments",
-                              faults=Faults(handshake_401=1, drop_every=6)))
+    sim = Simulator(
+        SimConfig(
+            calls=2, utterances=4, source="fragments", faults=Faults(handshake_401=1, drop_every=6)
+        )
+    )
     fragments: list[Fragment] = []
     arrived = trio.Event()
 
@@ -34,8 +37,12 @@ async def test_401_renews_the_token_and_drops_reconnect() -> None:
         tokens = TokenManager(Credentials("sim-client", "sim-secret", str(info["login_url"])))
         await nursery.start(tokens.run)
         source = FragmentStreamSource(
-            FragmentStreamSettings(f"ws://127.0.0.1:{sim.port}{FRAGMENT_PATH}",
-                                   backoff=Backoff(0.01, 0.1)), tokens, emit)
+            FragmentStreamSettings(
+                f"ws://127.0.0.1:{sim.port}{FRAGMENT_PATH}", backoff=Backoff(0.01, 0.1)
+            ),
+            tokens,
+            emit,
+        )
         nursery.start_soon(source.run)
         with trio.fail_after(30):
             await arrived.wait()
@@ -45,7 +52,8 @@ async def test_401_renews_the_token_and_drops_reconnect() -> None:
     assert sim.stats.drops >= 2 and len(source.gaps) >= 2
     pieces: dict[tuple[str, str], str] = {}
     for f in fragments:
-        pieces[(f.conversation_id, f.utterance_id)] = pieces.get(
-            (f.conversation_id, f.utterance_id), "") + f.text
+        pieces[(f.conversation_id, f.utterance_id)] = (
+            pieces.get((f.conversation_id, f.utterance_id), "") + f.text
+        )
     for truth in sim.truth:  # each piece once, in order: the text is exact
         assert pieces[(str(truth["conversationId"]), str(truth["utteranceId"]))] == truth["text"]

@@ -7,9 +7,11 @@ statistics, a count of finals received), never on sleeps.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import trio
@@ -235,3 +237,50 @@ async def test_reader_blocks_at_high_water_without_losing_a_frame() -> None:
         assert sent_while_paused < sim.stats.frames_sent
         finals = [(f.conversation_id, f.utterance_id) for f in received if f.is_final]
         assert sorted(finals) == sorted(truth_keys(sim)), "every final once, none lost"
+
+
+async def test_expired_channel_404_makes_a_new_channel_and_resubscribes() -> None:
+    config = SimConfig(calls=2, utterances=14, rate=30, channel_ttl_s=1.0)  # ~3 s of frames
+    async with running(config, rotate_before_s=-30.0) as (sim, source, collected):
+        await source.wait_for(lambda s: s.channels_gone >= 1 and s.channels_created >= 2)
+        await all_delivered(sim, collected)
+        assert collected.finals() == truth_keys(sim)
+
+
+async def test_replay_sends_frames_verbatim_once_subscribed(tmp_path: Path) -> None:
+    final = {
+        "topicName": "v2.conversations.c-replay.transcription",
+        "eventBody": {
+            "sessionStartTimeMs": 1000,
+            "transcripts": [
+                {
+                    "utteranceId": "u1",
+                    "isFinal": True,
+                    "channel": "INTERNAL",
+                    "alternatives": [{"transcript": "replayed", "offsetMs": 5}],
+                }
+            ],
+        },
+    }
+    other = {"topicName": "v2.conversations.not-ours.transcription", "eventBody": {}}
+    replay = tmp_path / "frames.jsonl"
+    replay.write_text(
+        "\n".join(
+            [
+                '{"topicName":"channel.metadata","eventBody":{"message":"WebSocket Heartbeat"}}',
+                json.dumps(final),
+                "this is {not json",
+                json.dumps(other),
+            ]
+        )
+        + "\n"
+    )
+    config = SimConfig(replay_path=replay, subscribe_wait_s=0.3)
+    async with running(config, conversation_ids=("c-replay",)) as (sim, _, collected):
+        await sim.done.wait()
+        await collected.wait_for(lambda: bool(collected.finals()) and bool(collected.malformed))
+    assert [(f.utterance_id, f.text, f.start_ms) for f in collected.fragments] == [
+        ("u1", "replayed", 1005)
+    ]
+    assert "invalid JSON" in collected.malformed[0].reason
+    assert sim.stats.frames_skipped == 1, "the unsubscribed topic was skipped"

@@ -7,6 +7,7 @@ Exit codes: 0 clean, 1 fatal configuration or auth error (one line: what, where,
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import signal
@@ -119,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         run.add_argument(flag, dest=var, help=f"overrides {var}")
     run.add_argument("--env-file", type=Path, default=Path(".env"))
+    run.add_argument(
+        "--no-create-database",
+        action="store_true",
+        help="InfluxDB 1.x: fail instead of creating a missing database",
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -228,6 +234,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     }
     config = load_config(overrides, env_file=args.env_file, tuning=_tuning(args))
+    if args.no_create_database and config.influx is not None:
+        config = dataclasses.replace(
+            config, influx=dataclasses.replace(config.influx, create_database=False)
+        )
     worker = Worker(config)
     trio.run(run_until_signalled, worker)
     print(f"account: {worker.account.summary()}", file=sys.stderr)

@@ -6,9 +6,9 @@ The facts are in ``shared/genesys-api.md`` §3-4. What this module does with the
   ``v2.routing.queues.{id}.conversations`` per watched queue) are packed into *slots* of at most
   1,000, one channel and one socket each (the platform's per-socket limit).
 * A slot creates a channel (``POST /api/v2/notifications/channels``), subscribes its topics
-  (``PUT .../subscriptions``: one writer per channel, the whole list each time, so changes
-  never race), reads ``rejectionReason``/``missingPermissions`` into a clear error, and
-  connects to ``connectUri`` exactly as returned.
+  (``POST .../subscriptions``; removing a topic ``PUT``s the remaining list; one writer per
+  channel, so changes never race), reads ``rejectionReason``/``missingPermissions`` into a
+  clear error, and connects to ``connectUri`` exactly as returned.
 * Discovery: a conversation announced on a watched queue is subscribed at once; one whose
   transcription session ends (``SESSION_ENDED``) is unsubscribed. Conversations can also be
   added and removed at run time with :meth:`NotificationsSource.add_conversation` and
@@ -108,6 +108,7 @@ class _Channel:
     created_at: float  # trio clock
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     connected: trio.Event = field(default_factory=trio.Event)
+    subscribed: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -317,12 +318,18 @@ class NotificationsSource:
         return channel
 
     async def _subscribe(self, slot: _Slot, channel: _Channel) -> None:
-        topics = sorted(slot.topics)
-        response = await self._request(
-            "PUT",
-            f"/api/v2/notifications/channels/{channel.id}/subscriptions",
-            [{"id": t} for t in topics],
-        )
+        """Bring the channel's subscriptions to the slot's topics: ``POST`` what is new, or,
+        when a topic must go, ``PUT`` the whole list (the API removes no single topic). This
+        task is the channel's only writer, so ``PUT`` cannot race another change."""
+        wanted = set(slot.topics)
+        path = f"/api/v2/notifications/channels/{channel.id}/subscriptions"
+        if channel.subscribed <= wanted:
+            added = sorted(wanted - channel.subscribed)
+            if not added:
+                return
+            response = await self._request("POST", path, [{"id": t} for t in added])
+        else:
+            response = await self._request("PUT", path, [{"id": t} for t in sorted(wanted)])
         if response.status_code == 404:
             raise _ChannelLost(f"channel {channel.id} vanished while subscribing")
         rejected = [
@@ -338,6 +345,7 @@ class NotificationsSource:
                 f"{first.get('rejectionReason')} (missing permissions: {missing}). The OAuth "
                 f"client's role needs {TRANSCRIPTION_PERMISSION}"
             )
+        channel.subscribed = wanted
 
     async def _keep_subscriptions(self, slot: _Slot, channel: _Channel) -> None:
         while True:
