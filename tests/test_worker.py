@@ -2,70 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import trio
 import trio.testing
 
 from trio_transcripts.cli import run_demo_worker
-from trio_transcripts.config import Config
 from trio_transcripts.influxd import Influxd
-from trio_transcripts.lineproto import NS_PER_MS
-from trio_transcripts.retry import Backoff
 from trio_transcripts.simulator.server import FRAGMENT_PATH, Faults, SimConfig, Simulator
 from trio_transcripts.sinks.deadletter import read_dead_letters
-from trio_transcripts.sinks.influx import InfluxSettings
 from trio_transcripts.worker import Worker
 
-
-def pipeline_config(
-    info: dict[str, object], tmp_path: Path, influxd: Influxd, database: str, **changes: object
-) -> Config:
-    config = Config(
-        client_id="sim-client",
-        client_secret="sim-secret",
-        login_url=str(info["login_url"]),
-        api_url=str(info["api_url"]),
-        conversation_ids=tuple(info["conversation_ids"]),  # type: ignore[call-overload]
-        influx=InfluxSettings(url=influxd.url, database=database, backoff=Backoff(0.01, 0.2)),
-        dead_letter_path=tmp_path / "dead.jsonl",
-        output_path=tmp_path / "out.lp",
-        batch_wait_ms=20,
-    )
-    return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
-
-
-def finals_in(influxd: Influxd, database: str) -> dict[tuple[str, str], dict[str, object]]:
-    rows = influxd.query("SELECT * FROM transcriptions WHERE final = true", db=database)
-    keyed = {(str(r["conversationId"]), str(r["utteranceId"])): r for r in rows}
-    assert len(keyed) == len(rows), "no utterance is stored twice"
-    return keyed
-
-
-def assert_matches_truth(sim: Simulator, influxd: Influxd, database: str) -> None:
-    stored = finals_in(influxd, database)
-    assert len(stored) == len(sim.truth) > 0
-    for truth in sim.truth:
-        row = stored[(str(truth["conversationId"]), str(truth["utteranceId"]))]
-        assert row["text"] == truth["text"]
-        assert row["speaker"] == truth["speaker"]
-        assert row["confidence"] == truth["confidence"]
-        assert row["time"] // NS_PER_MS == truth["startMs"]  # type: ignore[operator]
-        assert row["duration_ms"] == truth["endMs"] - truth["startMs"]  # type: ignore[operator]
-
-
-async def run_to_completion(
-    sim_config: SimConfig, tmp_path: Path, influxd: Influxd, database: str, **changes: object
-) -> tuple[Worker, Simulator]:
-    sim = Simulator(sim_config)
-    async with trio.open_nursery() as nursery:
-        info = await nursery.start(sim.run)
-        worker = Worker(pipeline_config(info, tmp_path, influxd, database, **changes))
-        with trio.fail_after(60):
-            await run_demo_worker(worker, sim)
-        nursery.cancel_scope.cancel()
-    return worker, sim
+from .pipeline import assert_matches_truth, finals_in, pipeline_config, run_to_completion
 
 
 async def test_notifications_to_influxdb_exactly_once(
