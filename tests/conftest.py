@@ -28,6 +28,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 import itertools  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -41,13 +42,18 @@ def require_influxd(exc: Exception) -> None:
     pytest.skip(f"no real InfluxDB: {exc}")
 
 
-@pytest.fixture(scope="session")
-def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
+def start_influxd_or_skip(root: Path, **kwargs: int) -> Influxd:
+    """A server of the test's own (to kill, restart, or configure); skip as the fixture does."""
     try:
-        server = start_influxd(tmp_path_factory.mktemp("influxd"))
+        return start_influxd(root, **kwargs)
     except InfluxdUnavailable as exc:
         require_influxd(exc)
         raise
+
+
+@pytest.fixture(scope="session")
+def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
+    server = start_influxd_or_skip(tmp_path_factory.mktemp("influxd"))
     yield server
     server.stop()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import trio
@@ -64,3 +65,25 @@ async def run_to_completion(
             await run_demo_worker(worker, sim)
         nursery.cancel_scope.cancel()
     return worker, sim
+
+
+def simulator_env(info: dict[str, object] | None = None) -> dict[str, str]:
+    """The environment for a worker process: the caller's, less any real Genesys or InfluxDB
+    settings, plus the simulator's (when ``info`` is given)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GENESYS_", "INFLUX_", "CONVERSATION_"))
+    }
+    env["PYTHONUNBUFFERED"] = "1"
+    if info is not None:
+        env.update(
+            {
+                "GENESYS_CLIENT_ID": "sim-client",
+                "GENESYS_CLIENT_SECRET": "sim-secret",
+                "GENESYS_LOGIN_URL": str(info["login_url"]),
+                "GENESYS_API_URL": str(info["api_url"]),
+                "CONVERSATION_ID": ",".join(info["conversation_ids"]),
+            }
+        )  # type: ignore[arg-type]
+    return env

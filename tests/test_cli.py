@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -19,28 +18,10 @@ import trio
 from trio_transcripts.influxd import Influxd
 from trio_transcripts.simulator.server import SimConfig, Simulator
 
+from .pipeline import simulator_env
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 SECRET = "sim-secret"
-
-
-def base_env(info: dict[str, object] | None = None) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("GENESYS_", "INFLUX_", "CONVERSATION_"))
-    }
-    env["PYTHONUNBUFFERED"] = "1"
-    if info is not None:
-        env.update(
-            {
-                "GENESYS_CLIENT_ID": "sim-client",
-                "GENESYS_CLIENT_SECRET": SECRET,
-                "GENESYS_LOGIN_URL": str(info["login_url"]),
-                "GENESYS_API_URL": str(info["api_url"]),
-                "CONVERSATION_ID": ",".join(info["conversation_ids"]),
-            }
-        )  # type: ignore[arg-type]
-    return env
 
 
 @asynccontextmanager
@@ -82,7 +63,7 @@ async def test_readme_example_runs(index: int, tmp_path: Path) -> None:
         with trio.fail_after(60):
             result = await trio.run_process(
                 [sys.executable, str(script)],
-                env=base_env(info),
+                env=simulator_env(info),
                 cwd=tmp_path,
                 capture_stdout=True,
                 capture_stderr=True,
@@ -98,7 +79,7 @@ async def test_readme_example_runs(index: int, tmp_path: Path) -> None:
 
 
 async def test_missing_settings_are_all_reported(tmp_path: Path) -> None:
-    result = await run_cli("run", env=base_env(), cwd=tmp_path)
+    result = await run_cli("run", env=simulator_env(), cwd=tmp_path)
     err = result.stderr.decode()
     assert result.returncode == 1
     for name in ("GENESYS_CLIENT_ID", "GENESYS_CLIENT_SECRET", "CONVERSATION_ID"):
@@ -107,7 +88,7 @@ async def test_missing_settings_are_all_reported(tmp_path: Path) -> None:
 
 
 async def test_bad_influx_url(tmp_path: Path) -> None:
-    env = base_env(
+    env = simulator_env(
         {
             "login_url": "http://127.0.0.1:9",
             "api_url": "http://127.0.0.1:9",
@@ -122,7 +103,7 @@ async def test_bad_influx_url(tmp_path: Path) -> None:
 
 async def test_wrong_credentials_one_clear_line_no_secret(tmp_path: Path) -> None:
     async with simulator() as (_, info):
-        env = base_env(info)
+        env = simulator_env(info)
         env["GENESYS_CLIENT_SECRET"] = "wrong-" + SECRET
         result = await run_cli("run", env=env, cwd=tmp_path)
     err = result.stderr.decode()
@@ -134,7 +115,7 @@ async def test_wrong_credentials_one_clear_line_no_secret(tmp_path: Path) -> Non
 
 
 async def test_usage_error_exits_2(tmp_path: Path) -> None:
-    result = await run_cli("run", "--no-such-flag", env=base_env(), cwd=tmp_path)
+    result = await run_cli("run", "--no-such-flag", env=simulator_env(), cwd=tmp_path)
     assert result.returncode == 2
 
 
@@ -142,7 +123,7 @@ async def test_sigterm_mid_stream_loses_nothing(
     influxd: Influxd, database: str, tmp_path: Path
 ) -> None:
     async with simulator(calls=3, utterances=60, rate=150) as (sim, info):
-        env = base_env(info) | {"INFLUX_URL": influxd.url, "INFLUX_DATABASE": database}
+        env = simulator_env(info) | {"INFLUX_URL": influxd.url, "INFLUX_DATABASE": database}
         async with trio.open_nursery() as nursery:
             process = await nursery.start(
                 partial(

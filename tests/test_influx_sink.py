@@ -14,7 +14,7 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trio_transcripts.influxd import Influxd, start_influxd
+from trio_transcripts.influxd import Influxd
 from trio_transcripts.lineproto import NS_PER_MS, normalise_tag, normalise_text, timestamp_ns
 from trio_transcripts.model import Utterance
 from trio_transcripts.retry import Backoff
@@ -23,6 +23,7 @@ from trio_transcripts.sinks.deadletter import DeadLetter, read_dead_letters
 from trio_transcripts.sinks.file import FileSink
 from trio_transcripts.sinks.influx import ConfigError, InfluxSettings, InfluxSink
 
+from .conftest import start_influxd_or_skip
 from .v2server import Fault, V2Server
 
 FAST = Backoff(base_s=0.01, cap_s=0.05)
@@ -183,15 +184,7 @@ async def test_partial_write_keeps_the_good_and_dead_letters_the_rejected(
 
 
 async def test_413_splits_and_dead_letters_a_point_too_large(tmp_path: Path) -> None:
-    from trio_transcripts.influxd import InfluxdUnavailable
-
-    try:
-        small = start_influxd(tmp_path / "small", max_body_size=3000)
-    except InfluxdUnavailable as exc:
-        from .conftest import require_influxd
-
-        require_influxd(exc)
-        raise
+    small = start_influxd_or_skip(tmp_path / "small", max_body_size=3000)
     try:
         batch = [utterance(i) for i in range(30)] + [utterance(99, text="x" * 5000)]
         async with v1_sink(small, "big", tmp_path, gzip_threshold=10**9) as sink:
@@ -205,7 +198,7 @@ async def test_413_splits_and_dead_letters_a_point_too_large(tmp_path: Path) -> 
 
 
 async def test_database_down_then_up_loses_nothing(tmp_path: Path) -> None:
-    from trio_transcripts.influxd import InfluxdUnavailable, free_port
+    from trio_transcripts.influxd import free_port
 
     port = free_port()
     sink = InfluxSink(
@@ -216,17 +209,11 @@ async def test_database_down_then_up_loses_nothing(tmp_path: Path) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(sink.write, [utterance(i) for i in range(10)])
         await trio.testing.wait_all_tasks_blocked()  # the first attempt was refused
-        try:
-            server.append(
-                await trio.to_thread.run_sync(
-                    lambda: start_influxd(tmp_path / "late", http_port=port)
-                )
+        server.append(
+            await trio.to_thread.run_sync(
+                lambda: start_influxd_or_skip(tmp_path / "late", http_port=port)
             )
-        except InfluxdUnavailable as exc:
-            from .conftest import require_influxd
-
-            require_influxd(exc)
-            raise
+        )
     await sink.aclose()
     try:
         assert len(rows(server[0], "db")) == 10

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import trio
+import trio_websocket
 
 from ..model import Fragment, Malformed
 from ..wire.genesys import Transcription
@@ -24,6 +25,14 @@ from ..wire.instants import iso_of
 log = logging.getLogger("trio_transcripts.source")
 
 SourceEvent = Transcription | Fragment | Malformed
+
+SOCKET_LOST = (
+    trio_websocket.HandshakeError,
+    trio_websocket.ConnectionClosed,
+    OSError,
+    trio.BrokenResourceError,
+)
+"""What a lost or refused WebSocket raises: each is an ordinary reconnect."""
 Emit = Callable[[SourceEvent, str | bytes], Awaitable[None]]
 
 

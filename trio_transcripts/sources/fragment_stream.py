@@ -18,7 +18,7 @@ import trio_websocket
 from ..auth import TokenManager
 from ..retry import Backoff
 from ..wire.fragments import parse_fragment
-from . import Emit, GapLog, close_transport
+from . import SOCKET_LOST, Emit, GapLog, close_transport
 
 log = logging.getLogger("trio_transcripts.source.fragments")
 
@@ -93,12 +93,7 @@ class FragmentStreamSource:
                 log.warning("fragment stream handshake rejected: HTTP %d", exc.status_code)
                 if exc.status_code in (401, 403) and self.tokens is not None:
                     self.tokens.invalidate(token)
-            except (
-                trio_websocket.HandshakeError,
-                trio_websocket.ConnectionClosed,
-                OSError,
-                trio.BrokenResourceError,
-            ) as exc:
+            except SOCKET_LOST as exc:
                 log.warning("fragment stream lost: %s", exc)
             self.gap_log.lost()
             delay = self.settings.backoff.delay(attempt, self._rng)

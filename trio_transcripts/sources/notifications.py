@@ -58,7 +58,7 @@ from ..wire.genesys import (
     queue_conversations_topic,
     transcription_topic,
 )
-from . import Emit, GapLog, SourceError, close_transport
+from . import SOCKET_LOST, Emit, GapLog, SourceError, close_transport
 
 log = logging.getLogger("trio_transcripts.source.notifications")
 
@@ -378,12 +378,7 @@ class NotificationsSource:
                 if exc.status_code in (401, 403):
                     self.tokens.invalidate()
                 outcome = "gone"
-            except (
-                trio_websocket.HandshakeError,
-                trio_websocket.ConnectionClosed,
-                OSError,
-                trio.BrokenResourceError,
-            ) as exc:
+            except SOCKET_LOST as exc:
                 log.warning("socket on channel %s lost: %s", channel.id, _describe(exc))
             if outcome == "replaced":
                 return
