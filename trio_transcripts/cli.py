@@ -85,6 +85,20 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-wait-ms", type=int, default=100)
     parser.add_argument("--status-interval", type=float, default=10.0, metavar="SECONDS")
     parser.add_argument(
+        "--spool",
+        type=Path,
+        metavar="DIR",
+        help="keep batches the sink cannot take on disk here (fsynced) and replay them",
+    )
+    parser.add_argument("--spool-max-mb", type=int, default=1024)
+    parser.add_argument(
+        "--spool-after",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how long a batch may wait on the sink before it is spooled",
+    )
+    parser.add_argument(
         "--utterance-id-as-tag",
         action="store_true",
         help="the reference design's layout: one series per utterance (risky "
@@ -189,6 +203,9 @@ def _tuning(args: argparse.Namespace) -> dict[str, object]:
         "batch_wait_ms": args.batch_wait_ms,
         "status_interval_s": args.status_interval,
         "schema": Schema(utterance_id_as_tag=args.utterance_id_as_tag),
+        "spool_dir": args.spool,
+        "spool_max_bytes": args.spool_max_mb << 20,
+        "spool_after_s": args.spool_after,
     }
 
 

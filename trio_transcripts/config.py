@@ -52,6 +52,9 @@ class Config:
     status_interval_s: float = 10.0
     heartbeat_timeout_s: float = 35.0
     schema: Schema = Schema()
+    spool_dir: Path | None = None
+    spool_max_bytes: int = 1 << 30
+    spool_after_s: float = 5.0
 
     @property
     def source_kind(self) -> str:

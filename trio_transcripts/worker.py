@@ -45,6 +45,7 @@ from .sinks.influx import InfluxSink
 from .sources import SourceError, SourceEvent
 from .sources.fragment_stream import FragmentStreamSettings, FragmentStreamSource
 from .sources.notifications import NotificationsSettings, NotificationsSource
+from .spool import Spool, SpoolingSink
 from .wire.genesys import Transcription
 
 log = logging.getLogger("trio_transcripts.worker")
@@ -65,6 +66,8 @@ class Account:
     partials: int = 0
     persisted: int = 0
     dead_lettered: int = 0
+    spooled: int = 0
+    replayed: int = 0
     gaps: int = 0
     gap_ms: int = 0
 
@@ -74,7 +77,8 @@ class Account:
             f"{self.transcript_problems} unreadable transcripts), {self.fragments} "
             f"fragments, {self.duplicates} duplicates ignored; {self.finals} final and "
             f"{self.partials} partial utterances; {self.persisted} persisted, "
-            f"{self.dead_lettered} dead-lettered; {self.gaps} gaps ({self.gap_ms} ms)"
+            f"{self.dead_lettered} dead-lettered, {self.spooled} spooled to disk "
+            f"({self.replayed} replayed from it); {self.gaps} gaps ({self.gap_ms} ms)"
         )
 
 
@@ -90,6 +94,11 @@ class Worker:
         self.account = Account()
         self.dead_letter = DeadLetter(config.dead_letter_path)
         self.sink: Sink = sink or self._default_sink()
+        self.spooling: SpoolingSink | None = None
+        if config.spool_dir is not None:
+            spool = Spool(config.spool_dir, max_bytes=config.spool_max_bytes)
+            self.spooling = SpoolingSink(self.sink, spool, spool_after_s=config.spool_after_s)
+            self.sink = self.spooling
         self.queue: BackpressureQueue[Utterance] = BackpressureQueue(
             config.buffer_capacity, high_water=config.high_water, low_water=config.low_water
         )
@@ -156,7 +165,8 @@ class Worker:
 
     def idle(self) -> bool:
         """Nothing pending anywhere: coalescer, ring, or a write in flight."""
-        return not self.coalescer.pending and not len(self.queue) and not self._inflight
+        spooling = self.spooling is not None and self.spooling.backlog
+        return not (self.coalescer.pending or len(self.queue) or self._inflight or spooling)
 
     # --- the data path ----------------------------------------------------------------
 
@@ -258,8 +268,10 @@ class Worker:
                     await self.sink.write(batch)
                     self.last_write_latency_s = time.perf_counter() - started
                     rejected = self.dead_letter.counts.get("utterance", 0) - before
-                    self.account.persisted += len(batch) - rejected
+                    spooled = self.spooling.last_spooled if self.spooling is not None else 0
+                    self.account.persisted += len(batch) - rejected - spooled
                     self.account.dead_lettered += rejected
+                    self.account.spooled += spooled
                     self._inflight = []
                     self._progress.set()
                     self._progress = trio.Event()
@@ -274,6 +286,20 @@ class Worker:
                     )
                     self._inflight = []
                 self._writer_done.set()
+
+    async def _replay_spool(self, scope: trio.CancelScope) -> None:
+        """Writes the spool back; stops with the refresher, last: what is left stays on disk."""
+        assert self.spooling is not None
+        spooling = self.spooling
+
+        def acknowledged(count: int) -> None:
+            self.account.replayed += count
+            self.account.persisted += count
+            self._progress.set()
+            self._progress = trio.Event()
+
+        with scope:
+            await spooling.replay(acknowledged)
 
     async def _sweeper(self) -> None:
         while True:
@@ -303,7 +329,7 @@ class Worker:
             f"buffer {stats.count}/{stats.capacity}{' (paused)' if stats.paused else ''}, "
             f"pending {self.coalescer.pending}, last write "
             f"{self.last_write_latency_s * 1000:.0f} ms, "
-            f"{self.account.dead_lettered} dead-lettered"
+            f"{self.account.dead_lettered} dead-lettered, {self.account.spooled} spooled"
         )
 
     def _fail(self, exc: BaseException) -> None:
@@ -338,6 +364,7 @@ class Worker:
     async def _run_tasks(
         self, refresher_scope: trio.CancelScope, task_status: trio.TaskStatus[Worker]
     ) -> None:
+        replay_scope = trio.CancelScope(shield=True)
         async with trio.open_nursery() as nursery:
             if self.tokens is not None:
                 await nursery.start(self._run_refresher, refresher_scope)
@@ -348,6 +375,8 @@ class Worker:
                 self.dead_letter.path.resolve(),
             )
             nursery.start_soon(self._writer)
+            if self.spooling is not None:
+                nursery.start_soon(self._replay_spool, replay_scope)
             try:
                 async with trio.open_nursery() as readers:
                     readers.start_soon(self._run_source)
@@ -359,6 +388,7 @@ class Worker:
                     readers.cancel_scope.cancel()
             finally:
                 await self._drain()
+                replay_scope.cancel()
                 refresher_scope.cancel()
 
     async def _run_refresher(

@@ -32,6 +32,7 @@ from trio_transcripts.simulator.server import Faults, SimConfig, Simulator
 from trio_transcripts.sinks import Sink
 from trio_transcripts.sinks.deadletter import read_dead_letters
 from trio_transcripts.sinks.influx import InfluxSettings
+from trio_transcripts.spool import Spool
 from trio_transcripts.worker import Worker
 
 from ..conftest import start_influxd_or_skip
@@ -268,5 +269,112 @@ async def test_sigterm_during_a_database_outage_dead_letters_the_rest(tmp_path: 
         for truth in sent:
             key = (truth["conversationId"], truth["utteranceId"])
             assert key in stored or key in letters, f"{key} is nowhere"
+    finally:
+        server.stop()
+
+
+async def test_outage_with_a_spool_keeps_reading_then_replays(tmp_path: Path) -> None:
+    port = free_port()
+    server = start_influxd_or_skip(tmp_path / "db", http_port=port)
+    sim = Simulator(SimConfig(calls=3, utterances=20, rate=150))
+    try:
+        async with trio.open_nursery() as nursery:
+            info = await nursery.start(sim.run)
+            config = pipeline_config(
+                info,
+                tmp_path,
+                server,
+                "spooled",
+                buffer_capacity=40,
+                spool_dir=tmp_path / "spool",
+                spool_after_s=0.2,
+            )
+            worker = Worker(config)
+            async with trio.open_nursery() as pipeline:
+                pipeline.start_soon(run_demo_worker, worker, sim)
+                while worker.account.persisted < 20:
+                    await worker.wait_progress()
+                server.kill()
+                await trio.sleep(OUTAGE_S)  # the outage itself
+                server = await trio.to_thread.run_sync(
+                    partial(start_influxd, tmp_path / "db", http_port=port)
+                )
+            nursery.cancel_scope.cancel()
+        account = worker.account
+        assert account.spooled > 0 and account.replayed == account.spooled
+        assert worker.queue.statistics().pauses == 0, "the reader kept reading: disk took it"
+        assert list((tmp_path / "spool").glob("spool-*.log")) == []
+        assert_accounted(sim, worker, server, "spooled", tmp_path / "dead.jsonl")
+        assert account.dead_lettered == 0
+    finally:
+        server.stop()
+
+
+async def test_kill_9_during_an_outage_then_restart_replays_the_spool(tmp_path: Path) -> None:
+    port = free_port()
+    server = start_influxd_or_skip(tmp_path / "db", http_port=port)
+    spool_dir = tmp_path / "spool"
+    sim = Simulator(SimConfig(calls=3, utterances=60, rate=100))
+    command = [
+        sys.executable,
+        "-m",
+        "trio_transcripts",
+        "run",
+        "--spool",
+        str(spool_dir),
+        "--spool-after",
+        "0.2",
+        "--status-interval",
+        "0.2",
+        "--batch-wait-ms",
+        "20",
+        "--dead-letter",
+        str(tmp_path / "dead.jsonl"),
+    ]
+    try:
+        async with trio.open_nursery() as nursery:
+            info = await nursery.start(sim.run)
+            env = simulator_env(info) | {"INFLUX_URL": server.url, "INFLUX_DATABASE": "crash"}
+            run = partial(
+                trio.run_process,
+                command,
+                env=env,
+                cwd=tmp_path,
+                stderr=subprocess.PIPE,
+                check=False,
+            )
+            first = await nursery.start(run)
+            output = b""
+            with trio.fail_after(60):
+                while not re.search(rb"status: .* \d\d+ persisted", output):
+                    output += await first.stderr.receive_some(65536)
+                server.kill()
+                while not re.search(rb"status: .* [1-9]\d+ spooled", output):
+                    output += await first.stderr.receive_some(65536)
+                first.kill()  # kill -9 mid-outage
+                await first.wait()
+            survived = Spool(spool_dir)
+            spooled = {
+                u.key
+                for path in survived.files()
+                for record in survived.read(path).records
+                for u in record
+            }
+            assert spooled, "what was spooled survived the crash"
+            server = await trio.to_thread.run_sync(
+                partial(start_influxd, tmp_path / "db", http_port=port)
+            )
+            second = await nursery.start(run)
+            output = b""
+            with trio.fail_after(60):
+                while b"and removed" not in output or Spool(spool_dir).files():
+                    output += await second.stderr.receive_some(65536)
+                second.send_signal(signal.SIGTERM)
+                await second.wait()
+            nursery.cancel_scope.cancel()
+        rows = server.query("SELECT * FROM transcriptions WHERE final = true", db="crash")
+        stored = [(str(r["conversationId"]), str(r["utteranceId"])) for r in rows]
+        assert len(stored) == len(set(stored)), "replays after a crash add no duplicates"
+        assert spooled <= set(stored), "everything spooled before kill -9 reached InfluxDB"
     finally:
         server.stop()

@@ -1,0 +1,128 @@
+"""The durable spool: records, crash points, and replays against a real InfluxDB."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+import trio
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trio_transcripts.influxd import Influxd
+from trio_transcripts.model import Utterance
+from trio_transcripts.sinks.deadletter import DeadLetter
+from trio_transcripts.sinks.influx import InfluxSettings, InfluxSink
+from trio_transcripts.spool import Spool, SpoolFull, SpoolingSink, decode_records, encode_record
+
+
+def batch(n: int, start: int = 0) -> list[Utterance]:
+    return [
+        Utterance(
+            "c1",
+            f"u{i}",
+            "agent",
+            f'text {i} «é» "q"',
+            0.5,
+            1773957873000 + i,
+            1773957874000 + i,
+            True,
+            2,
+            (("dialect", "en-US"), ("sessionStartTimeMs", 5)),
+        )
+        for i in range(start, start + n)
+    ]
+
+
+def test_records_round_trip(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.append(batch(3))
+    spool.append(batch(2, 3))
+    (path,) = spool.files()
+    contents = spool.read(path)
+    assert contents.problem is None and contents.records == [batch(3), batch(2, 3)]
+
+
+def test_torn_last_record_is_detected_kept_aside_and_the_rest_replayed(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.append(batch(3))
+    spool.append(batch(4, 3))
+    (path,) = spool.files()
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-7])  # a crash in the middle of the second write
+    contents = Spool(tmp_path).read(path)
+    assert contents.records == [batch(3)]
+    assert contents.problem is not None and "torn record" in contents.problem
+    assert path.with_suffix(".torn").read_bytes() == whole[len(encode_record(batch(3))) : -7]
+    assert Spool(tmp_path).read(path).problem is None, "the file is whole again"
+
+
+def test_checksum_mismatch_is_detected(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.append(batch(2))
+    (path,) = spool.files()
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF
+    path.write_bytes(bytes(data))
+    contents = spool.read(path)
+    assert contents.records == [] and "checksum" in (contents.problem or "")
+
+
+def test_disk_full_leaves_no_partial_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = Spool(tmp_path)
+    spool.append(batch(2))
+    (path,) = spool.files()
+    size = path.stat().st_size
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(SpoolFull, match="No space left"):
+        spool.append(batch(5))
+    monkeypatch.undo()
+    assert path.stat().st_size == size
+    assert spool.read(path).records == [batch(2)]
+
+
+def test_size_limit(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=len(encode_record(batch(2))) + 10)
+    spool.append(batch(2))
+    with pytest.raises(SpoolFull, match="limit"):
+        spool.append(batch(2))
+
+
+@given(st.lists(st.integers(1, 4), min_size=1, max_size=5), st.data())
+def test_any_truncation_gives_a_clean_prefix(sizes: list[int], data: st.DataObject) -> None:
+    records = [batch(n, 10 * i) for i, n in enumerate(sizes)]
+    blob = b"".join(encode_record(r) for r in records)
+    cut = data.draw(st.integers(0, len(blob)))
+    decoded, whole, problem = decode_records(blob[:cut])
+    assert decoded == records[: len(decoded)]
+    assert (problem is None) == (whole == cut)
+
+
+async def test_crash_between_acknowledgement_and_removal_replays_once(
+    influxd: Influxd, database: str, tmp_path: Path
+) -> None:
+    spool = Spool(tmp_path / "spool")
+    spool.append(batch(5))
+    settings = InfluxSettings(url=influxd.url, database=database)
+    async with InfluxSink(settings, DeadLetter(tmp_path / "dead.jsonl")) as sink:
+        (path,) = spool.files()
+        for record in spool.read(path).records:
+            await sink.write(record)  # acknowledged... and then the process dies: no removal
+        replaying = SpoolingSink(sink, Spool(tmp_path / "spool"))
+        acknowledged: list[int] = []
+        async with trio.open_nursery() as nursery:
+            await replaying.open()
+            nursery.start_soon(replaying.replay, acknowledged.append)
+            await replaying.wait_empty()
+            nursery.cancel_scope.cancel()
+    assert acknowledged == [5, 0]
+    rows = influxd.query("SELECT * FROM transcriptions", db=database)
+    assert sorted(r["utteranceId"] for r in rows) == [f"u{i}" for i in range(5)], "once each"

@@ -1,0 +1,265 @@
+"""The durable spool: batches the sink could not take, kept on disk until it can.
+
+With ``--spool DIR``, a batch the sink has not acknowledged within ``spool_after_s`` is
+appended to a spool file and fsynced before it leaves memory, so the ring keeps draining and
+the reader keeps reading during a database outage, as long as the disk has room. A replay task
+writes the spool back, oldest file first, and removes a file only after the sink acknowledged
+every record in it; on the next start, whatever a crash left behind is replayed the same way.
+Replays are safe because timestamps are idempotent: a record written twice is one point.
+
+Records: ``b"TTSP"``, payload length and CRC-32 (little-endian u32s), then the payload, a JSON
+array of utterances. Reading stops at the first record that is short (torn by a crash in the
+middle of a write) or fails its checksum; the records before it are replayed, the rest of the
+file is moved to ``<file>.torn`` and reported, never silently dropped.
+
+When the spool reaches ``max_bytes``, or a write fails (a full disk), the partial record is cut
+off again (no corruption) and the batch goes to the sink directly, which blocks while it
+retries: backpressure, as without a spool.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import struct
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from .model import Utterance
+from .sinks import Sink
+
+log = logging.getLogger("trio_transcripts.spool")
+
+MAGIC = b"TTSP"
+HEADER = struct.Struct("<4sII")
+DEFAULT_MAX_BYTES = 1 << 30
+DEFAULT_FILE_BYTES = 8 << 20
+
+
+class SpoolFull(Exception):
+    """The spool is at its size limit, or the disk refused a write."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolFileContents:
+    records: list[list[Utterance]]
+    problem: str | None  # a torn or corrupt tail, described; None when the file is whole
+
+
+def encode_record(utterances: Sequence[Utterance]) -> bytes:
+    payload = json.dumps([dataclasses.asdict(u) for u in utterances], ensure_ascii=False).encode(
+        "utf-8"
+    )
+    return HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+def _utterance(value: dict[str, object]) -> Utterance:
+    extras = tuple((str(k), v) for k, v in value.pop("extras", []))  # type: ignore[attr-defined]
+    return Utterance(**value, extras=extras)  # type: ignore[arg-type]
+
+
+def decode_records(data: bytes) -> tuple[list[list[Utterance]], int, str | None]:
+    """Records from a file's bytes: (records, bytes of whole records, problem or None)."""
+    records: list[list[Utterance]] = []
+    offset = 0
+    while offset < len(data):
+        if len(data) - offset < HEADER.size:
+            return records, offset, f"torn record header at byte {offset}"
+        magic, length, crc = HEADER.unpack_from(data, offset)
+        if magic != MAGIC:
+            return records, offset, f"no record marker at byte {offset}"
+        start = offset + HEADER.size
+        payload = data[start : start + length]
+        if len(payload) < length:
+            return (
+                records,
+                offset,
+                (f"torn record at byte {offset}: {len(payload)} of {length} bytes"),
+            )
+        if zlib.crc32(payload) != crc:
+            return records, offset, f"checksum mismatch in the record at byte {offset}"
+        records.append([_utterance(item) for item in json.loads(payload)])
+        offset = start + length
+    return records, offset, None
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Spool:
+    """Spool files in one directory. Synchronous; callers run it in a thread."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        file_bytes: int = DEFAULT_FILE_BYTES,
+    ) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self.file_bytes = file_bytes
+        self._current: Path | None = None
+        existing = self.files()
+        self._next = int(existing[-1].stem.split("-")[1]) + 1 if existing else 0
+
+    def files(self) -> list[Path]:
+        return sorted(self.directory.glob("spool-*.log"))
+
+    def size(self) -> int:
+        return sum(p.stat().st_size for p in self.files())
+
+    def append(self, utterances: Sequence[Utterance]) -> None:
+        """Write one record and fsync it; raise :class:`SpoolFull` (changing nothing)."""
+        record = encode_record(utterances)
+        if self.size() + len(record) > self.max_bytes:
+            raise SpoolFull(
+                f"spool {self.directory} would pass its limit of {self.max_bytes} bytes"
+            )
+        if self._current is None or self._current.stat().st_size >= self.file_bytes:
+            self._current = self.directory / f"spool-{self._next:08d}.log"
+            self._next += 1
+        path = self._current
+        with open(path, "ab") as f:
+            before = f.tell()
+            try:
+                f.write(record)
+                f.flush()
+                os.fsync(f.fileno())
+            except OSError as exc:
+                f.truncate(before)  # no torn record left behind by a full disk
+                raise SpoolFull(f"cannot write to spool {path}: {exc}") from exc
+        if before == 0:
+            _fsync_directory(self.directory)
+
+    def seal(self, path: Path) -> None:
+        """Stop appending to ``path`` (it is about to be replayed)."""
+        if self._current == path:
+            self._current = None
+
+    def read(self, path: Path) -> SpoolFileContents:
+        """The records of ``path``; a torn or corrupt tail is moved to ``<path>.torn``."""
+        data = path.read_bytes()
+        records, whole, problem = decode_records(data)
+        if problem is not None:
+            torn = path.with_suffix(".torn")
+            torn.write_bytes(data[whole:])
+            with open(path, "r+b") as f:
+                f.truncate(whole)
+                os.fsync(f.fileno())
+            log.error(
+                "spool file %s: %s; %d complete records kept, the %d bytes after them moved to %s",
+                path,
+                problem,
+                len(records),
+                len(data) - whole,
+                torn,
+            )
+        return SpoolFileContents(records, problem)
+
+    def remove(self, path: Path) -> None:
+        self.seal(path)
+        path.unlink()
+        _fsync_directory(self.directory)
+
+
+class SpoolingSink:
+    """Wraps a sink: what it does not take in ``spool_after_s`` goes to the spool instead.
+
+    ``replay(progress)`` must run as a task beside the writer; it calls ``progress(n)`` for each
+    record of ``n`` utterances the inner sink took, and ``progress(0)`` when the backlog is gone.
+    """
+
+    def __init__(self, inner: Sink, spool: Spool, *, spool_after_s: float = 5.0) -> None:
+        self.inner = inner
+        self.spool = spool
+        self.spool_after_s = spool_after_s
+        self.spooled = 0
+        self.replayed = 0
+        self.torn_records = 0
+        self.last_spooled = 0  # utterances the last write() spooled instead of persisting
+        self._backlog = trio.Event()
+        self._emptied = trio.Event()
+
+    async def wait_empty(self) -> None:
+        """Wait until the replay has removed the last spool file."""
+        while True:
+            emptied = self._emptied  # taken before looking, so no removal is missed
+            if not await trio.to_thread.run_sync(self.spool.files):
+                return
+            await emptied.wait()
+
+    async def open(self) -> None:
+        await self.inner.open()
+        if await trio.to_thread.run_sync(self.spool.files):
+            log.info("spool %s holds batches from before; replaying them", self.spool.directory)
+            self._backlog.set()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def describe(self) -> str:
+        return f"{self.inner.describe()} (spool {self.spool.directory})"
+
+    async def write(self, utterances: Sequence[Utterance]) -> None:
+        self.last_spooled = 0
+        if not self._backlog.is_set():
+            with trio.move_on_after(self.spool_after_s):
+                await self.inner.write(utterances)
+                return
+            log.warning(
+                "sink did not take %d utterances within %.1f s; spooling them",
+                len(utterances),
+                self.spool_after_s,
+            )
+        try:
+            await trio.to_thread.run_sync(self.spool.append, list(utterances))
+        except SpoolFull as exc:
+            log.error("%s; writing to the sink directly (backpressure)", exc)
+            await self.inner.write(utterances)
+            return
+        self.spooled += len(utterances)
+        self.last_spooled = len(utterances)
+        self._backlog.set()
+
+    @property
+    def backlog(self) -> bool:
+        """Batches wait on disk (or are being replayed)."""
+        return self._backlog.is_set()
+
+    async def replay(self, progress: Callable[[int], None]) -> None:
+        """Forever: when there is a backlog, write it back oldest first, then remove it."""
+        while True:
+            await self._backlog.wait()
+            files = await trio.to_thread.run_sync(self.spool.files)
+            if not files:
+                self._backlog = trio.Event()
+                progress(0)
+                continue
+            path = files[0]
+            self.spool.seal(path)
+            contents = await trio.to_thread.run_sync(self.spool.read, path)
+            if contents.problem is not None:
+                self.torn_records += 1
+            for record in contents.records:
+                await self.inner.write(record)  # retries while the sink is down
+                self.replayed += len(record)
+                progress(len(record))
+            await trio.to_thread.run_sync(self.spool.remove, path)
+            self._emptied.set()
+            self._emptied = trio.Event()
+            log.info(
+                "spool file %s replayed (%d records) and removed", path.name, len(contents.records)
+            )
