@@ -4,7 +4,7 @@ Three phases in one run, each against a fresh simulator in its own process (so t
 core is its own):
 
 1. ceiling: a bare trio-websocket client reads the channel and parses each frame, nothing
-   else: the most any worker could read from this simulator on this machine;
+   else: the most any worker could read from this simulator on this machine (at most 10 s);
 2. worker: the real pipeline (parser, coalescer, ring, writer, sink) for ``--duration``
    seconds; frames/s, utterances/s and points/s persisted, latency from the simulator
    sending a final to the sink acknowledging its point, peak RSS and CPU seconds;
@@ -44,6 +44,9 @@ from .sinks.deadletter import DeadLetter
 from .sinks.influx import InfluxSettings, InfluxSink
 from .wire.genesys import parse_notification
 from .worker import Worker
+
+CEILING_S = 10.0
+"""The ceiling phase runs at most this long: a soak needs no 10-minute ceiling."""
 
 
 class NullSink:
@@ -176,10 +179,21 @@ async def _worker_phase(
     tap = _AckTimes(sink)
     worker.sink = tap
     cpu_before = time.process_time()
+    rss_samples: list[float] = []
+    sampler = trio.CancelScope()
+
+    async def sample_rss() -> None:
+        with sampler:
+            while True:
+                rss_samples.append(_current_rss_mb())
+                await trio.sleep(max(duration / 20, 0.5))
+
     async with trio.open_nursery() as nursery:
         await nursery.start(worker.run)
         started = trio.current_time()
+        nursery.start_soon(sample_rss)
         await trio.sleep(duration)
+        sampler.cancel()
         window = trio.current_time() - started
         frames = worker.account.frames
         peak_buffer = worker.queue.statistics().peak
@@ -233,6 +247,15 @@ async def _drain_phase(make_sink: Callable[[], Sink]) -> float:
     return elapsed
 
 
+def _current_rss_mb() -> float:
+    """Resident memory now (Linux ``/proc``), for the flatness of a soak."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def _percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -270,7 +293,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
                 )
 
             with _simulator(args, workdir, "ceiling") as sim:
-                ceiling = await _ceiling(sim, args.duration)
+                ceiling = await _ceiling(sim, min(args.duration, CEILING_S))
             with _simulator(args, workdir, "worker") as sim:
                 run = await _worker_phase(sim, make_sink(), args.duration, workdir)
             drain_s = await _drain_phase(make_sink)
@@ -293,6 +316,10 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
             "samples": len(latencies),
         },
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "rss_mb_first_last": [round(run["rss_samples"][0], 1), round(run["rss_samples"][-1], 1)]
+        if run["rss_samples"]
+        else None,
+        "rss_mb_max_worker": round(max(run["rss_samples"]), 1) if run["rss_samples"] else None,
         "cpu_s": round(run["cpu_s"], 2),
         "ceiling_frames_per_s": round(ceiling),
         "ratio_to_ceiling": round(frames_per_s / ceiling, 3) if ceiling else None,
