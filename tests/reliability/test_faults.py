@@ -157,6 +157,22 @@ async def test_slow_sink_pauses_the_reader_and_loses_nothing(
     assert worker.account.dead_lettered == 0
 
 
+async def run_through_an_outage(
+    worker: Worker, sim: Simulator, server: Influxd, root: Path
+) -> Influxd:
+    """Run ``worker`` to completion while influxd is killed (-9) mid-stream for OUTAGE_S
+    seconds and restarted on the same port and data; return the restarted server."""
+    port = int(server.url.rsplit(":", 1)[1])
+    async with trio.open_nursery() as pipeline:
+        pipeline.start_soon(run_demo_worker, worker, sim)
+        while worker.account.persisted < 20:
+            await worker.wait_progress()
+        server.kill()
+        await trio.sleep(OUTAGE_S)  # the outage itself, not a synchronisation
+        server = await trio.to_thread.run_sync(partial(start_influxd, root, http_port=port))
+    return server
+
+
 async def test_influxdb_killed_mid_stream_and_restarted(tmp_path: Path) -> None:
     port = free_port()
     server = start_influxd_or_skip(tmp_path / "db1", http_port=port)
@@ -169,15 +185,7 @@ async def test_influxdb_killed_mid_stream_and_restarted(tmp_path: Path) -> None:
                 config, influx=dataclasses.replace(config.influx, backoff=Backoff(0.05, 0.5))
             )  # type: ignore[type-var]
             worker = Worker(config)
-            async with trio.open_nursery() as pipeline:
-                pipeline.start_soon(run_demo_worker, worker, sim)
-                while worker.account.persisted < 20:
-                    await worker.wait_progress()
-                server.kill()  # kill -9: mid-stream
-                await trio.sleep(OUTAGE_S)  # the outage itself, not a synchronisation
-                server = await trio.to_thread.run_sync(
-                    partial(start_influxd, tmp_path / "db1", http_port=port)
-                )
+            server = await run_through_an_outage(worker, sim, server, tmp_path / "db1")
             nursery.cancel_scope.cancel()
         assert worker.sink.stats.retries >= 1  # type: ignore[attr-defined]
         assert worker.queue.statistics().pauses >= 1, "backpressure reached the reader"
@@ -290,15 +298,7 @@ async def test_outage_with_a_spool_keeps_reading_then_replays(tmp_path: Path) ->
                 spool_after_s=0.2,
             )
             worker = Worker(config)
-            async with trio.open_nursery() as pipeline:
-                pipeline.start_soon(run_demo_worker, worker, sim)
-                while worker.account.persisted < 20:
-                    await worker.wait_progress()
-                server.kill()
-                await trio.sleep(OUTAGE_S)  # the outage itself
-                server = await trio.to_thread.run_sync(
-                    partial(start_influxd, tmp_path / "db", http_port=port)
-                )
+            server = await run_through_an_outage(worker, sim, server, tmp_path / "db")
             nursery.cancel_scope.cancel()
         account = worker.account
         assert account.spooled > 0 and account.replayed == account.spooled
