@@ -86,3 +86,28 @@ async def test_cancellation_by_the_host_still_drains(
     sent = {(str(t["conversationId"]), str(t["utteranceId"])) for t in sim.truth}
     stored = set(finals_in(influxd, database))
     assert stored <= sent and len(stored) == account.finals
+
+
+async def test_conversations_added_and_removed_at_run_time(
+    influxd: Influxd, database: str, tmp_path: Path
+) -> None:
+    sim = Simulator(SimConfig(calls=3, utterances=4))
+    first, *others = [c.conversation_id for c in sim.calls]
+    async with trio.open_nursery() as nursery:
+        info = await nursery.start(sim.run)
+        worker = Worker(
+            pipeline_config(info, tmp_path, influxd, database, conversation_ids=(first,))
+        )
+        async with trio.open_nursery() as host:
+            await host.start(worker.run)
+            for conversation in others:
+                worker.add_conversation(conversation)
+            worker.remove_conversation("never-followed")  # harmless
+            with trio.fail_after(60):
+                await sim.done.wait()
+                while not (worker.idle() and worker.account.persisted >= len(sim.truth)):
+                    await worker.wait_progress()
+            worker.stop()
+        nursery.cancel_scope.cancel()
+    assert_matches_truth(sim, influxd, database)
+    assert {k[0] for k in finals_in(influxd, database)} == {first, *others}

@@ -155,6 +155,22 @@ class Worker:
         self._stop.set()
         self._writer_scope.cancel()
 
+    def add_conversation(self, conversation_id: str) -> None:
+        """Follow one more conversation (Notifications source), at run time."""
+        self._notifications().add_conversation(conversation_id)
+
+    def remove_conversation(self, conversation_id: str) -> None:
+        """Stop following a conversation (Notifications source), at run time."""
+        self._notifications().remove_conversation(conversation_id)
+
+    def _notifications(self) -> NotificationsSource:
+        if not isinstance(self.source, NotificationsSource):
+            raise SourceError(
+                "conversations are added and removed on the Notifications "
+                "source; the fragment stream has a fixed URL"
+            )
+        return self.source
+
     async def wait_progress(self) -> None:
         """Wait until the writer finishes its next batch."""
         await self._progress.wait()
