@@ -217,6 +217,7 @@ async def _worker_phase(
         "peak_buffer": peak_buffer,
         "shutdown_s": shutdown_s,
         "account": worker.account.summary(),
+        "rss_samples": rss_samples,
     }
 
 
