@@ -369,3 +369,12 @@ def test_dead_letter_records_are_complete(tmp_path: Path) -> None:
     assert records[1]["frame"] == '{"broken' and records[1]["source"] == "genesys"
     assert dead.counts == {"utterance": 1, "frame": 1}
     json.dumps(records)
+
+
+async def test_file_sink_failure_is_fatal_and_keeps_the_batch() -> None:
+    sink = FileSink("/dev/full")  # every write: ENOSPC, a full disk
+    await sink.open()
+    with pytest.raises(FatalSinkError, match="No space left") as caught:
+        await sink.write([utterance(0)])
+    await sink.aclose()
+    assert [u.utterance_id for u in caught.value.unwritten] == ["utt-0"]

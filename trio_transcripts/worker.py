@@ -238,9 +238,9 @@ class Worker:
             self.account.partials += 1
         await self.queue.put(utterance)
 
-    def _enqueue_now(self, utterance: Utterance, reason: str) -> None:
+    def _enqueue_partial_now(self, utterance: Utterance, reason: str) -> None:
         """Shutdown path: into the ring without waiting; if it is truly full, dead-letter."""
-        self.account.partials += 0 if utterance.final else 1
+        self.account.partials += 1
         try:
             self.queue.put_unbounded(utterance)
         except (RingFull, trio.ClosedResourceError):
@@ -435,7 +435,7 @@ class Worker:
             if partials:
                 log.info("flushing %d pending utterance(s) as partials", len(partials))
             for partial in partials:
-                self._enqueue_now(partial, "pending at shutdown, ring buffer full")
+                self._enqueue_partial_now(partial, "pending at shutdown, ring buffer full")
             self.queue.close()
             with trio.move_on_after(self.config.shutdown_timeout_s):
                 await self._writer_done.wait()

@@ -16,6 +16,7 @@ import trio
 
 from ..lineproto import Schema, encode_batch
 from ..model import Utterance
+from . import FatalSinkError
 
 
 class FileSink:
@@ -31,7 +32,7 @@ class FileSink:
     async def open(self) -> None:
         def _open() -> BinaryIO:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            return open(self.path, "ab")
+            return open(self.path, "ab", buffering=0)  # no buffer to fail again on close
 
         self._file = await trio.to_thread.run_sync(_open)
 
@@ -42,11 +43,15 @@ class FileSink:
         file = self._file
 
         def _append() -> None:
-            file.write(body)
-            file.flush()
+            remaining = memoryview(body)
+            while remaining:  # an unbuffered write may be short
+                remaining = remaining[file.write(remaining) :]
             os.fsync(file.fileno())
 
-        await trio.to_thread.run_sync(_append)
+        try:
+            await trio.to_thread.run_sync(_append)
+        except OSError as exc:
+            raise FatalSinkError(f"cannot append to {self.path}: {exc}", utterances) from exc
         self.persisted += len(utterances)
 
     async def aclose(self) -> None:
