@@ -26,17 +26,26 @@ from trio_transcripts.sinks.influx import InfluxSettings, InfluxSink
 
 def utterances(n: int, offset: int) -> list[Utterance]:
     return [
-        Utterance(f"conv-{i % 200:04d}", f"utt-{offset}-{i}", ("agent", "customer")[i % 2],
-                  "thanks for calling, how can I help you with your account today?", 0.87,
-                  1773957873000 + i * 7, 1773957875000 + i * 7, True, 3,
-                  (("communicationId", "7dd98c4f"),))
+        Utterance(
+            f"conv-{i % 200:04d}",
+            f"utt-{offset}-{i}",
+            ("agent", "customer")[i % 2],
+            "thanks for calling, how can I help you with your account today?",
+            0.87,
+            1773957873000 + i * 7,
+            1773957875000 + i * 7,
+            True,
+            3,
+            (("communicationId", "7dd98c4f"),),
+        )
         for i in range(n)
     ]
 
 
 async def measure(url: str, batch: int, gzip_on: bool, n: int, run: int) -> float:
-    settings = InfluxSettings(url=url, database=f"bench{run}", max_points=batch,
-                              gzip_threshold=1 if gzip_on else 10**12)
+    settings = InfluxSettings(
+        url=url, database=f"bench{run}", max_points=batch, gzip_threshold=1 if gzip_on else 10**12
+    )
     with tempfile.TemporaryDirectory() as tmp:
         async with InfluxSink(settings, DeadLetter(Path(tmp) / "dl")) as sink:
             data = utterances(n, run)
@@ -60,7 +69,8 @@ def main() -> None:
             for gzip_on in (False, True):
                 run += 1
                 rate = trio.run(measure, server.url, batch, gzip_on, args.points, run)
-                print(f"batch {batch:>5}, gzip {'on ' if gzip_on else 'off'}: {rate:>9,.0f} points/s")
+                gzip_label = "on " if gzip_on else "off"
+                print(f"batch {batch:>5}, gzip {gzip_label}: {rate:>9,.0f} points/s")
 
 
 if __name__ == "__main__":

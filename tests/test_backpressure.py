@@ -64,6 +64,52 @@ async def test_get_batch_deadline_returns_empty(autojump_clock: trio.testing.Moc
     assert trio.current_time() - start == pytest.approx(0.1)
 
 
+async def test_get_batch_with_min_items_waits_for_the_whole_batch() -> None:
+    queue: BackpressureQueue[int] = BackpressureQueue(10)  # high 9
+    result: list[list[int]] = []
+
+    async def consumer() -> None:
+        result.append(await queue.get_batch(6, min_items=4))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(consumer)
+        for i in range(3):
+            await queue.put(i)
+        await trio.testing.wait_all_tasks_blocked()
+        assert result == [], "three of four: the consumer keeps waiting"
+        await queue.put(3)
+    assert result == [[0, 1, 2, 3]]
+
+
+async def test_get_batch_with_min_items_takes_what_is_there_when_producers_would_block(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    queue: BackpressureQueue[int] = BackpressureQueue(10)  # high 9
+    result: list[list[int]] = []
+
+    async def consumer() -> None:
+        result.append(await queue.get_batch(50, min_items=50))
+
+    # With the clock jumping whenever all tasks wait, a consumer that never wakes fails here.
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(consumer)
+            for i in range(9):
+                await queue.put(i)
+    assert result == [list(range(9))], "waiting for 50 would stall the producer for good"
+
+
+async def test_get_batch_with_min_items_returns_the_partial_batch_at_the_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    queue: BackpressureQueue[int] = BackpressureQueue(10)
+    await queue.put(1)
+    await queue.put(2)
+    start = trio.current_time()
+    assert await queue.get_batch(5, min_items=5, deadline=start + 0.1) == [1, 2]
+    assert trio.current_time() - start == pytest.approx(0.1)
+
+
 async def test_close_delivers_the_rest_then_end_of_channel() -> None:
     queue: BackpressureQueue[int] = BackpressureQueue(4)
     await queue.put(1)
@@ -125,10 +171,11 @@ async def test_cancelled_put_adds_nothing() -> None:
     items=st.integers(0, 200),
     capacity=st.integers(1, 16),
     batch_sizes=st.lists(st.integers(1, 20), min_size=1, max_size=10),
+    min_sizes=st.lists(st.integers(1, 20), min_size=1, max_size=10),
     producers=st.integers(1, 3),
 )
 async def test_every_item_arrives_once_in_order_per_producer(
-    items: int, capacity: int, batch_sizes: list[int], producers: int
+    items: int, capacity: int, batch_sizes: list[int], min_sizes: list[int], producers: int
 ) -> None:
     queue: BackpressureQueue[tuple[int, int]] = BackpressureQueue(capacity)
     received: list[tuple[int, int]] = []
@@ -141,7 +188,9 @@ async def test_every_item_arrives_once_in_order_per_producer(
         turn = 0
         while True:
             try:
-                batch = await queue.get_batch(batch_sizes[turn % len(batch_sizes)])
+                batch = await queue.get_batch(
+                    batch_sizes[turn % len(batch_sizes)], min_items=min_sizes[turn % len(min_sizes)]
+                )
             except trio.EndOfChannel:
                 return
             assert len(batch) <= capacity

@@ -229,16 +229,33 @@ async def test_reader_blocks_at_high_water_without_losing_a_frame() -> None:
         assert queue.paused and not sim.done.is_set(), "the reader stopped reading"
         sent_while_paused = sim.stats.frames_sent
         received: list[Fragment] = []
-        while not (
-            sim.done.is_set()
-            and len(queue) == 0
-            and {(f.conversation_id, f.utterance_id) for f in received if f.is_final}
-            >= truth_keys(sim)
-        ):
-            received += await queue.get_batch(3)
+
+        async def consume() -> None:
+            while True:
+                received.extend(await queue.get_batch(3))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(consume)
+            await sim.done.wait()
+            # Everything sent is read once the reader and the consumer both wait for more.
+            await trio.testing.wait_all_tasks_blocked(cushion=0.2)
+            nursery.cancel_scope.cancel()
+        assert len(queue) == 0
         assert sent_while_paused < sim.stats.frames_sent
         finals = [(f.conversation_id, f.utterance_id) for f in received if f.is_final]
         assert sorted(finals) == sorted(truth_keys(sim)), "every final once, none lost"
+
+
+async def test_conversations_added_before_run_starts_are_followed() -> None:
+    config = SimConfig(calls=2, utterances=4)
+    first, second = (c.conversation_id for c in Simulator(config).calls)
+    async with running(config, conversation_ids=()) as (sim, source, collected):
+        # ``running`` only scheduled source.run(); it has not started yet.
+        source.add_conversation(first)
+        source.add_conversation(second)
+        assert source.conversations() == {first, second}
+        await all_delivered(sim, collected)
+        assert collected.finals() == truth_keys(sim)
 
 
 async def test_expired_channel_404_makes_a_new_channel_and_resubscribes() -> None:

@@ -22,6 +22,8 @@ from .ring import DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER, RingBuffer, RingStatist
 
 T = TypeVar("T")
 
+_NOBODY_WAITS = 1 << 62
+
 
 class BackpressureQueue(Generic[T]):
     """A bounded, hysteretic queue between one or more producers and a batching consumer."""
@@ -36,6 +38,7 @@ class BackpressureQueue(Generic[T]):
         self._ring: RingBuffer[T] = RingBuffer(capacity, high_water=high_water, low_water=low_water)
         self._room = trio.lowlevel.ParkingLot()
         self._items = trio.lowlevel.ParkingLot()
+        self._wanted = 1  # the smallest count a parked consumer waits for
         self._closed = False
 
     def __len__(self) -> int:
@@ -55,6 +58,13 @@ class BackpressureQueue(Generic[T]):
     def _accepting(self) -> bool:
         return not (self._ring.paused or self._ring.full)
 
+    def _pushed(self) -> None:
+        # Wake consumers only when one of them has what it waits for, or producers are about
+        # to block; the woken ones that still want more park again and say how many.
+        if len(self._ring) >= self._wanted or not self._accepting():
+            self._wanted = _NOBODY_WAITS
+            self._items.unpark_all()
+
     def put_nowait(self, item: T) -> None:
         """Add ``item`` now, or raise :class:`trio.WouldBlock` while paused or full."""
         if self._closed:
@@ -62,7 +72,7 @@ class BackpressureQueue(Generic[T]):
         if not self._accepting():
             raise trio.WouldBlock
         self._ring.push(item)
-        self._items.unpark_all()
+        self._pushed()
 
     def put_unbounded(self, item: T) -> None:
         """Add ``item`` even while paused; still refuses (loudly) when truly full.
@@ -73,7 +83,7 @@ class BackpressureQueue(Generic[T]):
         if self._closed:
             raise trio.ClosedResourceError("put on a closed BackpressureQueue")
         self._ring.push(item)
-        self._items.unpark_all()
+        self._pushed()
 
     async def put(self, item: T) -> None:
         """Add ``item``, waiting while the ring is paused or full."""
@@ -86,19 +96,28 @@ class BackpressureQueue(Generic[T]):
         if not parked:
             await trio.lowlevel.cancel_shielded_checkpoint()
 
-    async def get_batch(self, max_items: int, *, deadline: float = math.inf) -> list[T]:
-        """Up to ``max_items`` oldest items, waiting until there is one or ``deadline``.
+    async def get_batch(
+        self, max_items: int, *, deadline: float = math.inf, min_items: int = 1
+    ) -> list[T]:
+        """Up to ``max_items`` oldest items, once there are ``min_items`` of them.
 
-        Returns an empty list when the deadline passes first. Raises
-        :class:`trio.EndOfChannel` once the queue is closed and empty.
+        Waits until the queue holds ``min(min_items, max_items)`` items, or producers are
+        blocked (the ring is paused or full: waiting longer would only stall them), or it is
+        closed, or ``deadline`` passes; then takes what is there, possibly nothing at the
+        deadline. A batching consumer asks for a whole batch this way and is woken once,
+        not once per item. Raises :class:`trio.EndOfChannel` once closed and empty.
         """
-        if max_items < 1:
-            raise ValueError(f"max_items must be at least 1, got {max_items}")
+        if max_items < 1 or min_items < 1:
+            raise ValueError(
+                f"max_items and min_items must be at least 1, got {max_items}, {min_items}"
+            )
+        need = min(min_items, max_items)
         await trio.lowlevel.checkpoint_if_cancelled()
         parked = False
         with trio.move_on_at(deadline):
-            while not self._ring and not self._closed:
+            while len(self._ring) < need and self._accepting() and not self._closed:
                 parked = True
+                self._wanted = min(self._wanted, need)
                 await self._items.park()
         if not self._ring and self._closed:
             raise trio.EndOfChannel

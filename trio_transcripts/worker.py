@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 
 import trio
@@ -268,17 +268,18 @@ class Worker:
                     except trio.EndOfChannel:
                         return
                     self._inflight = batch
-                    deadline = trio.current_time() + wait_s
-                    while len(batch) < self.config.batch_size:
-                        try:
-                            more = await self.queue.get_batch(
-                                self.config.batch_size - len(batch), deadline=deadline
+                    missing = self.config.batch_size - len(batch)
+                    if missing:
+                        # One wake-up when the batch is full or its oldest item has waited
+                        # long enough, not one per utterance.
+                        with suppress(trio.EndOfChannel):
+                            batch.extend(
+                                await self.queue.get_batch(
+                                    missing,
+                                    deadline=trio.current_time() + wait_s,
+                                    min_items=missing,
+                                )
                             )
-                        except trio.EndOfChannel:
-                            break
-                        if not more:
-                            break
-                        batch.extend(more)
                     before = self.dead_letter.counts.get("utterance", 0)
                     started = time.perf_counter()
                     await self.sink.write(batch)

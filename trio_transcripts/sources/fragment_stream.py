@@ -18,7 +18,7 @@ import trio_websocket
 from ..auth import TokenManager
 from ..retry import Backoff
 from ..wire.fragments import parse_fragment
-from . import SOCKET_LOST, Emit, GapLog, close_transport
+from . import SOCKET_LOST, Emit, GapLog, close_transport, queued_message
 
 log = logging.getLogger("trio_transcripts.source.fragments")
 
@@ -81,7 +81,9 @@ class FragmentStreamSource:
                     attempt = 0
                     try:
                         while True:
-                            frame = await ws.get_message()
+                            frame = queued_message(ws)
+                            if frame is None:
+                                frame = await ws.get_message()
                             await self.emit(
                                 parse_fragment(frame, conversation_id=conversation), frame
                             )

@@ -58,7 +58,7 @@ from ..wire.genesys import (
     queue_conversations_topic,
     transcription_topic,
 )
-from . import SOCKET_LOST, Emit, GapLog, SourceError, close_transport
+from . import SOCKET_LOST, Emit, GapLog, SourceError, close_transport, queued_message
 
 log = logging.getLogger("trio_transcripts.source.notifications")
 
@@ -175,6 +175,8 @@ class NotificationsSource:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                for slot in self._slots:  # conversations added before run()
+                    nursery.start_soon(self._run_slot, slot)
                 for queue_id in self.settings.queue_ids:
                     self._add_topic(queue_conversations_topic(queue_id))
                 for conversation_id in self.settings.conversation_ids:
@@ -213,8 +215,8 @@ class NotificationsSource:
             slot = _Slot(len(self._slots))
             self._slots.append(slot)
             slot.topics.add(topic)
-            assert self._nursery is not None, "topics are added once run() has started"
-            self._nursery.start_soon(self._run_slot, slot)
+            if self._nursery is not None:  # else run() starts it
+                self._nursery.start_soon(self._run_slot, slot)
         else:
             slot.topics.add(topic)
             slot.notify()
@@ -404,6 +406,42 @@ class NotificationsSource:
             return False
         return response.status_code != 404
 
+    async def _wait_for_message(
+        self,
+        ws: trio_websocket.WebSocketConnection,
+        channel: _Channel,
+        superseded_at: float | None,
+    ) -> str | bytes | None:
+        """The next message, under the watchdog; ``None`` when the socket is done for.
+
+        A superseded socket (after ``socket_closing``) is only waited on for the rest of its
+        grace period. A live one that stays silent past the heartbeat timeout is pinged, and
+        is dead when no message follows within the pong timeout.
+        """
+        timeout = self.settings.heartbeat_timeout_s
+        if superseded_at is not None:
+            grace_left = superseded_at + self.settings.old_socket_grace_s - trio.current_time()
+            timeout = min(timeout, max(0.0, grace_left))
+        with trio.move_on_after(timeout):
+            return await ws.get_message()
+        if superseded_at is not None:
+            return None
+        log.warning(
+            "no message on channel %s for %.0f s; sending a ping",
+            channel.id,
+            self.settings.heartbeat_timeout_s,
+        )
+        await ws.send_message(PING)
+        with trio.move_on_after(self.settings.pong_timeout_s):
+            return await ws.get_message()
+        self._count("dead_sockets")
+        log.warning(
+            "no pong on channel %s within %.0f s; reconnecting",
+            channel.id,
+            self.settings.pong_timeout_s,
+        )
+        return None
+
     async def _read(
         self,
         ws: trio_websocket.WebSocketConnection,
@@ -415,36 +453,11 @@ class NotificationsSource:
         superseded_at: float | None = None
         try:
             while True:
-                timeout = self.settings.heartbeat_timeout_s
-                if superseded_at is not None:
-                    timeout = min(
-                        timeout,
-                        max(
-                            0.0,
-                            superseded_at + self.settings.old_socket_grace_s - trio.current_time(),
-                        ),
-                    )
-                with trio.move_on_after(timeout) as idle:
-                    message = await ws.get_message()
-                if idle.cancelled_caught:
-                    if superseded_at is not None:
-                        return "replaced"
-                    log.warning(
-                        "no message on channel %s for %.0f s; sending a ping",
-                        channel.id,
-                        self.settings.heartbeat_timeout_s,
-                    )
-                    await ws.send_message(PING)
-                    with trio.move_on_after(self.settings.pong_timeout_s) as no_pong:
-                        message = await ws.get_message()
-                    if no_pong.cancelled_caught:
-                        self._count("dead_sockets")
-                        log.warning(
-                            "no pong on channel %s within %.0f s; reconnecting",
-                            channel.id,
-                            self.settings.pong_timeout_s,
-                        )
-                        return "dead"
+                message = queued_message(ws)
+                if message is None:
+                    message = await self._wait_for_message(ws, channel, superseded_at)
+                    if message is None:
+                        return "replaced" if superseded_at is not None else "dead"
                 event = parse_notification(message)
                 if isinstance(event, Transcription):
                     await self.emit(event, message)
