@@ -43,6 +43,8 @@ from .model import Utterance
 from .sinks import Sink
 from .sinks.deadletter import DeadLetter
 from .sinks.influx import InfluxSettings, InfluxSink
+from .sources import Emit, SourceEvent, queued_message
+from .sources.notifications import NotificationsSettings
 from .wire.genesys import parse_notification
 from .worker import Worker
 
@@ -99,6 +101,25 @@ class _AckTimes:
         return self.inner.describe()
 
 
+class _FrameClock:
+    """Wraps a source's ``emit``; notes when the first and the latest frame arrived.
+
+    The rate is taken over that span, so neither the worker's start (token, channel, 1,000
+    subscriptions) nor idle time after a stream that ended early dilutes it.
+    """
+
+    def __init__(self, inner: Emit) -> None:
+        self.inner = inner
+        self.first: float | None = None
+        self.latest = 0.0
+
+    async def __call__(self, event: SourceEvent, frame: str | bytes) -> None:
+        self.latest = trio.current_time()
+        if self.first is None:
+            self.first = self.latest
+        await self.inner(event, frame)
+
+
 @dataclass
 class _Simulator:
     info: dict[str, Any]
@@ -137,7 +158,7 @@ def _simulator(args: argparse.Namespace, workdir: Path, name: str) -> Iterator[_
 
 
 async def _ceiling(sim: _Simulator, duration: float) -> float:
-    """Frames/s a bare client reads and parses from one channel."""
+    """Frames/s a bare client reads and parses from one channel (no ping, no emit, no ring)."""
     api = sim.info["api_url"]
     async with httpx.AsyncClient(base_url=api) as client:
         token = (
@@ -158,18 +179,30 @@ async def _ceiling(sim: _Simulator, duration: float) -> float:
             headers=headers,
         )
     frames = 0
-    started = trio.current_time()
-    with trio.move_on_after(duration):
+    first: float | None = None
+    latest = 0.0
+    with trio.move_on_after(duration) as budget:
         async with trio_websocket.open_websocket_url(
-            channel["connectUri"], max_message_size=16 << 20
+            channel["connectUri"],
+            max_message_size=16 << 20,
+            message_queue_size=NotificationsSettings.message_queue_size,
         ) as ws:
             try:
                 while True:
-                    parse_notification(await ws.get_message())
+                    # The worker's own read path, so the ceiling stays a ceiling.
+                    message = queued_message(ws)
+                    if message is None:
+                        message = await ws.get_message()
+                    parse_notification(message)
                     frames += 1
+                    latest = trio.current_time()
+                    if first is None:
+                        first = latest
             except trio_websocket.ConnectionClosed:
                 pass
-    return frames / (trio.current_time() - started)
+    # Over the same span as the worker's rate: first frame to last, or to the time limit.
+    end = trio.current_time() if budget.cancelled_caught else latest
+    return frames / (end - first) if first is not None and end > first else 0.0
 
 
 async def _worker_phase(
@@ -188,6 +221,8 @@ async def _worker_phase(
     worker = Worker(config)
     tap = _AckTimes(sink)
     worker.sink = tap
+    clock = _FrameClock(worker.source.emit)
+    worker.source.emit = clock
     cpu_before = time.process_time()
     rss_samples: list[float] = []
     sampler = trio.CancelScope()
@@ -202,9 +237,14 @@ async def _worker_phase(
         await nursery.start(worker.run)
         started = trio.current_time()
         nursery.start_soon(sample_rss)
-        await trio.sleep(duration)
+        # The window ends early when the simulator has sent its whole stream and exited:
+        # idle seconds after that would only dilute the rate.
+        with trio.move_on_after(duration):
+            await trio.to_thread.run_sync(sim.process.wait, abandon_on_cancel=True)
         sampler.cancel()
-        window = trio.current_time() - started
+        ended_early = trio.current_time() - started < duration
+        end = clock.latest if ended_early else trio.current_time()
+        window = end - (clock.first if clock.first is not None else started)
         frames = worker.account.frames
         peak_buffer = worker.queue.statistics().peak
         stop_at = trio.current_time()
@@ -215,6 +255,7 @@ async def _worker_phase(
     return {
         "frames": frames,
         "window_s": window,
+        "stream_ended_early": ended_early,
         "persisted": worker.account.persisted,
         "latencies": latencies,
         "cpu_s": cpu,
@@ -322,6 +363,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         "rate": args.rate or "max",
         "calls": args.calls,
         "duration_s": round(run["window_s"], 2),
+        "stream_ended_early": run["stream_ended_early"],
         "frames_per_s": round(frames_per_s),
         "utterances_per_s": round(persisted_per_s),
         "points_per_s": round(persisted_per_s),
@@ -390,4 +432,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         f"{result['drain_10k_s']} s"
     )
     print(f"account:    {result['account']}")
+    if result["stream_ended_early"]:
+        print(
+            f"note:       the simulator's stream ended after {result['duration_s']} s; rates "
+            "are over that window (raise --utterances for a longer run)"
+        )
     return 0

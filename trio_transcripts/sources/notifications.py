@@ -76,7 +76,7 @@ class NotificationsSettings:
     rotate_before_s: float = 600.0
     old_socket_grace_s: float = 65.0
     max_topics_per_channel: int = 1000
-    message_queue_size: int = 4
+    message_queue_size: int = 64
     max_message_size: int = 16 << 20
     backoff: Backoff = Backoff(base_s=0.5, cap_s=30.0)
     timeout_s: float = 10.0
