@@ -67,6 +67,17 @@ async def run_to_completion(
     return worker, sim
 
 
+async def kill_at_once(process: trio.Process) -> None:
+    """``deliver_cancel`` for a worker subprocess a test gives up on.
+
+    The worker treats SIGTERM as "shut down in order", so trio's default first attempt can
+    take as long as the drain; trio then warns before its SIGKILL, and under our
+    ``filterwarnings = error`` that warning is raised instead, the SIGKILL never comes and the
+    test hangs rather than failing.
+    """
+    process.kill()
+
+
 def simulator_env(info: dict[str, object] | None = None) -> dict[str, str]:
     """The environment for a worker process: the caller's, less any real Genesys or InfluxDB
     settings, plus the simulator's (when ``info`` is given)."""

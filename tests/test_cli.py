@@ -18,7 +18,7 @@ import trio
 from trio_transcripts.influxd import Influxd
 from trio_transcripts.simulator.server import SimConfig, Simulator
 
-from .pipeline import simulator_env
+from .pipeline import kill_at_once, simulator_env
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 SECRET = "sim-secret"
@@ -42,6 +42,7 @@ async def run_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Comp
             capture_stdout=True,
             capture_stderr=True,
             check=False,
+            deliver_cancel=kill_at_once,
         )
 
 
@@ -68,6 +69,7 @@ async def test_readme_example_runs(index: int, tmp_path: Path) -> None:
                 capture_stdout=True,
                 capture_stderr=True,
                 check=False,
+                deliver_cancel=kill_at_once,
             )
     out = result.stdout.decode()
     assert result.returncode == 0, result.stderr.decode()[-2000:]
@@ -144,6 +146,7 @@ async def test_sigterm_mid_stream_loses_nothing(
                     cwd=tmp_path,
                     stderr=subprocess.PIPE,
                     check=False,
+                    deliver_cancel=kill_at_once,
                 )
             )
             lines = _lines(process.stderr)

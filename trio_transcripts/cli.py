@@ -353,8 +353,9 @@ async def _progress(worker: Worker, sim: Simulator) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     worker, sim, tap = trio.run(_demo, args)
-    print(f"\ndemo done in {time.monotonic() - started:.1f} s. A few persisted utterances:")
-    for u in tap.samples:
+    elapsed = time.monotonic() - started
+    print(f"\ndemo done in {elapsed:.1f} s. A few persisted utterances, by start time:")
+    for u in sorted(tap.samples, key=lambda u: u.start_ms):
         confidence = f"{u.confidence:.3f}" if u.confidence is not None else "n/a"
         print(
             f"  {iso_of(u.start_ms)} [{u.conversation_id[:8]}] {u.speaker:>8} "

@@ -36,7 +36,7 @@ from trio_transcripts.spool import Spool
 from trio_transcripts.worker import Worker
 
 from ..conftest import start_influxd_or_skip
-from ..pipeline import pipeline_config, run_to_completion, simulator_env
+from ..pipeline import kill_at_once, pipeline_config, run_to_completion, simulator_env
 from ..v2server import Fault, V2Server
 
 OUTAGE_S = float(os.environ.get("RELIABILITY_OUTAGE_S", "3"))
@@ -219,7 +219,17 @@ async def test_429_and_503_bursts_from_a_2x_endpoint(
     assert_accounted(sim, worker, influxd, database, tmp_path / "dead.jsonl")
 
 
-async def test_sigterm_during_a_database_outage_dead_letters_the_rest(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("signals", "shutdown_timeout"),
+    [
+        pytest.param((signal.SIGTERM,), "1", id="sigterm-waits-out-the-deadline"),
+        # A deadline no run reaches: only the second SIGINT can end the wait in time.
+        pytest.param((signal.SIGINT, signal.SIGINT), "3600", id="second-sigint-skips-the-wait"),
+    ],
+)
+async def test_stopped_during_a_database_outage_dead_letters_the_rest(
+    tmp_path: Path, signals: tuple[signal.Signals, ...], shutdown_timeout: str
+) -> None:
     server = start_influxd_or_skip(tmp_path / "db")
     sim = Simulator(SimConfig(calls=3, utterances=60, rate=100))
     try:
@@ -235,7 +245,7 @@ async def test_sigterm_during_a_database_outage_dead_letters_the_rest(tmp_path: 
                         "trio_transcripts",
                         "run",
                         "--shutdown-timeout",
-                        "1",
+                        shutdown_timeout,
                         "--dead-letter",
                         str(tmp_path / "dead.jsonl"),
                         "--batch-wait-ms",
@@ -247,6 +257,7 @@ async def test_sigterm_during_a_database_outage_dead_letters_the_rest(tmp_path: 
                     cwd=tmp_path,
                     stderr=subprocess.PIPE,
                     check=False,
+                    deliver_cancel=kill_at_once,
                 )
             )
             output = b""
@@ -255,14 +266,20 @@ async def test_sigterm_during_a_database_outage_dead_letters_the_rest(tmp_path: 
                 while not re.search(rb"status: .* (\d\d+) persisted", output):
                     output += await process.stderr.receive_some(65536)
                 server.kill()  # the database goes away...
-                await trio.sleep(0.5)  # ...long enough for writes to be failing
+                while b"InfluxDB write of" not in output:  # ...writes are failing...
+                    output += await process.stderr.receive_some(65536)
                 sent = list(sim.truth)
-                process.send_signal(signal.SIGTERM)  # ...and then we are asked to stop
+                for signum in signals:  # ...and then we are asked to stop
+                    process.send_signal(signum)
+                    while b"shutting down: no more frames" not in output:
+                        output += await process.stderr.receive_some(65536)
                 while chunk := await process.stderr.receive_some(65536):
                     output += chunk
                 await process.wait()
             nursery.cancel_scope.cancel()
         assert process.returncode == 0, output.decode()[-2000:]
+        if len(signals) == 2:
+            assert b"second SIGINT: not waiting for the sink" in output
         server = start_influxd(tmp_path / "db", http_port=int(server.url.rsplit(":", 1)[1]))
         stored = {
             (r["conversationId"], r["utteranceId"])
@@ -342,6 +359,7 @@ async def test_kill_9_during_an_outage_then_restart_replays_the_spool(tmp_path: 
                 cwd=tmp_path,
                 stderr=subprocess.PIPE,
                 check=False,
+                deliver_cancel=kill_at_once,
             )
             first = await nursery.start(run)
             output = b""
