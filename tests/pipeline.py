@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
+import sys
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -76,6 +79,24 @@ async def kill_at_once(process: trio.Process) -> None:
     test hangs rather than failing.
     """
     process.kill()
+
+
+async def start_worker_process(
+    nursery: trio.Nursery, *args: str, env: dict[str, str], cwd: Path
+) -> trio.Process:
+    """``python -m trio_transcripts run ARGS`` in ``nursery``, its stderr piped to the test."""
+    process: trio.Process = await nursery.start(
+        partial(
+            trio.run_process,
+            [sys.executable, "-m", "trio_transcripts", "run", *args],
+            env=env,
+            cwd=cwd,
+            stderr=subprocess.PIPE,
+            check=False,
+            deliver_cancel=kill_at_once,
+        )
+    )
+    return process
 
 
 def simulator_env(info: dict[str, object] | None = None) -> dict[str, str]:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ import trio
 from trio_transcripts.influxd import Influxd
 from trio_transcripts.simulator.server import SimConfig, Simulator
 
-from .pipeline import kill_at_once, simulator_env
+from .pipeline import kill_at_once, simulator_env, start_worker_process
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 SECRET = "sim-secret"
@@ -127,27 +126,16 @@ async def test_sigterm_mid_stream_loses_nothing(
     async with simulator(calls=3, utterances=60, rate=150) as (sim, info):
         env = simulator_env(info) | {"INFLUX_URL": influxd.url, "INFLUX_DATABASE": database}
         async with trio.open_nursery() as nursery:
-            process = await nursery.start(
-                partial(
-                    trio.run_process,
-                    [
-                        sys.executable,
-                        "-m",
-                        "trio_transcripts",
-                        "run",
-                        "--log-format",
-                        "json",
-                        "--status-interval",
-                        "0.2",
-                        "--batch-wait-ms",
-                        "20",
-                    ],
-                    env=env,
-                    cwd=tmp_path,
-                    stderr=subprocess.PIPE,
-                    check=False,
-                    deliver_cancel=kill_at_once,
-                )
+            process = await start_worker_process(
+                nursery,
+                "--log-format",
+                "json",
+                "--status-interval",
+                "0.2",
+                "--batch-wait-ms",
+                "20",
+                env=env,
+                cwd=tmp_path,
             )
             lines = _lines(process.stderr)
             with trio.fail_after(60):

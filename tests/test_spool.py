@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -126,3 +129,69 @@ async def test_crash_between_acknowledgement_and_removal_replays_once(
     assert acknowledged == [5, 0]
     rows = influxd.query("SELECT * FROM transcriptions", db=database)
     assert sorted(r["utteranceId"] for r in rows) == [f"u{i}" for i in range(5)], "once each"
+
+
+class _PausingSpool(Spool):
+    """Pauses an append halfway through its record while ``pause`` is set."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self.pause = False
+        self.halfway = threading.Event()
+        self.resume = threading.Event()
+
+    def append(self, utterances: Sequence[Utterance]) -> None:
+        if not self.pause:
+            super().append(utterances)
+            return
+        record = encode_record(utterances)
+        path = self.directory / f"spool-{self._next:08d}.log"
+        self._current, self._next = path, self._next + 1
+        with open(path, "ab") as f:
+            f.write(record[: len(record) // 2])
+            f.flush()
+            self.halfway.set()
+            self.resume.wait()
+            f.write(record[len(record) // 2 :])
+
+
+class _HeldSink:
+    """Takes nothing until ``release`` is set; records what it took."""
+
+    def __init__(self) -> None:
+        self.release = trio.Event()
+        self.taken: list[Utterance] = []
+
+    async def open(self) -> None:
+        pass
+
+    async def write(self, utterances: Sequence[Utterance]) -> None:
+        await self.release.wait()
+        self.taken.extend(utterances)
+
+    async def aclose(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        return "held"
+
+
+async def test_replay_never_reads_a_record_still_being_appended(tmp_path: Path) -> None:
+    spool = _PausingSpool(tmp_path)
+    inner = _HeldSink()
+    sink = SpoolingSink(inner, spool, spool_after_s=0)  # every batch is spooled
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sink.replay, lambda n: None)
+        await sink.write(batch(2))  # spool-0, whole; the replay reads it, the sink holds it
+        await trio.testing.wait_all_tasks_blocked()
+        spool.pause = True
+        nursery.start_soon(sink.write, batch(3, 2))  # spool-1, stopped halfway
+        await trio.to_thread.run_sync(spool.halfway.wait)
+        inner.release.set()  # spool-0 is written and removed; spool-1 is next
+        await trio.testing.wait_all_tasks_blocked(cushion=0.1)
+        spool.resume.set()
+        with trio.fail_after(10):
+            await sink.wait_empty()
+        nursery.cancel_scope.cancel()
+    assert sink.torn_records == 0, "a record in the middle of its append was read as torn"
+    assert inner.taken == batch(2) + batch(3, 2)

@@ -192,6 +192,9 @@ class SpoolingSink:
         self.last_spooled = 0  # utterances the last write() spooled instead of persisting
         self._backlog = trio.Event()
         self._emptied = trio.Event()
+        # Appends and reads run in threads: without this, the replay could read (and set
+        # aside as torn) a record the writer is still appending.
+        self._files = trio.Lock()
 
     async def wait_empty(self) -> None:
         """Wait until the replay has removed the last spool file."""
@@ -225,7 +228,8 @@ class SpoolingSink:
                 self.spool_after_s,
             )
         try:
-            await trio.to_thread.run_sync(self.spool.append, list(utterances))
+            async with self._files:
+                await trio.to_thread.run_sync(self.spool.append, list(utterances))
         except SpoolFull as exc:
             log.error("%s; writing to the sink directly (backpressure)", exc)
             await self.inner.write(utterances)
@@ -249,8 +253,9 @@ class SpoolingSink:
                 progress(0)
                 continue
             path = files[0]
-            self.spool.seal(path)
-            contents = await trio.to_thread.run_sync(self.spool.read, path)
+            async with self._files:
+                self.spool.seal(path)
+                contents = await trio.to_thread.run_sync(self.spool.read, path)
             if contents.problem is not None:
                 self.torn_records += 1
             for record in contents.records:

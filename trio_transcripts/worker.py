@@ -172,8 +172,12 @@ class Worker:
         return self.source
 
     async def wait_progress(self) -> None:
-        """Wait until the writer finishes its next batch."""
+        """Wait until the writer finishes its next batch (or the spool replays a record)."""
         await self._progress.wait()
+
+    def _made_progress(self) -> None:
+        self._progress.set()
+        self._progress = trio.Event()
 
     @property
     def stopping(self) -> bool:
@@ -290,8 +294,7 @@ class Worker:
                     self.account.dead_lettered += rejected
                     self.account.spooled += spooled
                     self._inflight = []
-                    self._progress.set()
-                    self._progress = trio.Event()
+                    self._made_progress()
             except FatalSinkError as exc:
                 self._fail(exc)
                 self._dead_letter(list(exc.unwritten) or self._inflight, f"sink failed: {exc}")
@@ -312,8 +315,7 @@ class Worker:
         def acknowledged(count: int) -> None:
             self.account.replayed += count
             self.account.persisted += count
-            self._progress.set()
-            self._progress = trio.Event()
+            self._made_progress()
 
         with scope:
             await spooling.replay(acknowledged)

@@ -14,8 +14,6 @@ import gc
 import os
 import re
 import signal
-import subprocess
-import sys
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -36,7 +34,7 @@ from trio_transcripts.spool import Spool
 from trio_transcripts.worker import Worker
 
 from ..conftest import start_influxd_or_skip
-from ..pipeline import kill_at_once, pipeline_config, run_to_completion, simulator_env
+from ..pipeline import pipeline_config, run_to_completion, simulator_env, start_worker_process
 from ..v2server import Fault, V2Server
 
 OUTAGE_S = float(os.environ.get("RELIABILITY_OUTAGE_S", "3"))
@@ -236,29 +234,18 @@ async def test_stopped_during_a_database_outage_dead_letters_the_rest(
         async with trio.open_nursery() as nursery:
             info = await nursery.start(sim.run)
             env = simulator_env(info) | {"INFLUX_URL": server.url, "INFLUX_DATABASE": "sigterm"}
-            process = await nursery.start(
-                partial(
-                    trio.run_process,
-                    [
-                        sys.executable,
-                        "-m",
-                        "trio_transcripts",
-                        "run",
-                        "--shutdown-timeout",
-                        shutdown_timeout,
-                        "--dead-letter",
-                        str(tmp_path / "dead.jsonl"),
-                        "--batch-wait-ms",
-                        "20",
-                        "--status-interval",
-                        "0.2",
-                    ],
-                    env=env,
-                    cwd=tmp_path,
-                    stderr=subprocess.PIPE,
-                    check=False,
-                    deliver_cancel=kill_at_once,
-                )
+            process = await start_worker_process(
+                nursery,
+                "--shutdown-timeout",
+                shutdown_timeout,
+                "--dead-letter",
+                str(tmp_path / "dead.jsonl"),
+                "--batch-wait-ms",
+                "20",
+                "--status-interval",
+                "0.2",
+                env=env,
+                cwd=tmp_path,
             )
             output = b""
             with trio.fail_after(60):
@@ -332,11 +319,7 @@ async def test_kill_9_during_an_outage_then_restart_replays_the_spool(tmp_path: 
     server = start_influxd_or_skip(tmp_path / "db", http_port=port)
     spool_dir = tmp_path / "spool"
     sim = Simulator(SimConfig(calls=3, utterances=60, rate=100))
-    command = [
-        sys.executable,
-        "-m",
-        "trio_transcripts",
-        "run",
+    arguments = [
         "--spool",
         str(spool_dir),
         "--spool-after",
@@ -352,16 +335,8 @@ async def test_kill_9_during_an_outage_then_restart_replays_the_spool(tmp_path: 
         async with trio.open_nursery() as nursery:
             info = await nursery.start(sim.run)
             env = simulator_env(info) | {"INFLUX_URL": server.url, "INFLUX_DATABASE": "crash"}
-            run = partial(
-                trio.run_process,
-                command,
-                env=env,
-                cwd=tmp_path,
-                stderr=subprocess.PIPE,
-                check=False,
-                deliver_cancel=kill_at_once,
-            )
-            first = await nursery.start(run)
+            run = partial(start_worker_process, nursery, *arguments, env=env, cwd=tmp_path)
+            first = await run()
             output = b""
             with trio.fail_after(60):
                 while not re.search(rb"status: .* \d\d+ persisted", output):
@@ -382,7 +357,7 @@ async def test_kill_9_during_an_outage_then_restart_replays_the_spool(tmp_path: 
             server = await trio.to_thread.run_sync(
                 partial(start_influxd, tmp_path / "db", http_port=port)
             )
-            second = await nursery.start(run)
+            second = await run()
             output = b""
             with trio.fail_after(60):
                 while b"and removed" not in output or Spool(spool_dir).files():
