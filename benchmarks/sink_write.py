@@ -10,18 +10,15 @@ and the serializer's cost per point.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 import timeit
-from pathlib import Path
 
 import trio
 
-from trio_transcripts.influxd import running_influxd
 from trio_transcripts.lineproto import encode
 from trio_transcripts.model import Utterance
-from trio_transcripts.sinks.deadletter import DeadLetter
 from trio_transcripts.sinks.influx import InfluxSettings, InfluxSink
+from trio_transcripts.testing.influxd import running_influxd
 
 
 def utterances(n: int, offset: int) -> list[Utterance]:
@@ -46,13 +43,12 @@ async def measure(url: str, batch: int, gzip_on: bool, n: int, run: int) -> floa
     settings = InfluxSettings(
         url=url, database=f"bench{run}", max_points=batch, gzip_threshold=1 if gzip_on else 10**12
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        async with InfluxSink(settings, DeadLetter(Path(tmp) / "dl")) as sink:
-            data = utterances(n, run)
-            started = time.perf_counter()
-            await sink.write(data)
-            elapsed = time.perf_counter() - started
-            assert sink.stats.persisted == n
+    async with InfluxSink(settings) as sink:
+        data = utterances(n, run)
+        started = time.perf_counter()
+        result = await sink.write(data)
+        elapsed = time.perf_counter() - started
+        assert result.acknowledged == n
     return n / elapsed
 
 

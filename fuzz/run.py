@@ -18,6 +18,10 @@ import time
 
 from .targets import TARGETS
 
+ARTIFACTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "artifacts")
+"""Where libFuzzer writes crash inputs (ignored by git): a finding becomes a named file in
+``tests/fuzz_crashes/`` (``<target>-<what>.bin``), replayed by ``tests/test_fuzz_crashes.py``."""
+
 CORPUS_SEEDS = [
     b'{"topicName":"v2.conversations.c.transcription","eventBody":{"sessionStartTimeMs":1,'
     b'"transcripts":[{"utteranceId":"u","isFinal":true,"channel":"INTERNAL",'
@@ -41,6 +45,7 @@ def run_atheris_child(name: str, argv: list[str]) -> None:
 def run_with_atheris(name: str, seconds: int) -> tuple[bool, int, str]:
     with_seeds = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"trio-transcripts-fuzz-{name}")
     os.makedirs(with_seeds, exist_ok=True)
+    os.makedirs(ARTIFACTS, exist_ok=True)
     for i, seed in enumerate(CORPUS_SEEDS):
         with open(os.path.join(with_seeds, f"seed{i}"), "wb") as f:
             f.write(seed)
@@ -52,6 +57,7 @@ def run_with_atheris(name: str, seconds: int) -> tuple[bool, int, str]:
             "--child",
             name,
             f"-max_total_time={seconds}",
+            f"-artifact_prefix={ARTIFACTS}/{name}-",
             "-rss_limit_mb=2048",
             "-print_final_stats=1",
             with_seeds,

@@ -32,7 +32,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from trio_transcripts.influxd import Influxd, InfluxdUnavailable, start_influxd  # noqa: E402
+from trio_transcripts.testing.influxd import Influxd, InfluxdUnavailable, start_influxd  # noqa: E402
 
 
 def require_influxd(exc: Exception) -> None:

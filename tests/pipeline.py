@@ -11,13 +11,14 @@ from pathlib import Path
 
 import trio
 
-from trio_transcripts.cli import run_demo_worker
+from trio_transcripts.assemble import assemble
 from trio_transcripts.config import Config
-from trio_transcripts.influxd import Influxd
 from trio_transcripts.lineproto import NS_PER_MS
 from trio_transcripts.retry import Backoff
-from trio_transcripts.simulator.server import SimConfig, Simulator
 from trio_transcripts.sinks.influx import InfluxSettings
+from trio_transcripts.testing.harness import run_until_accounted
+from trio_transcripts.testing.influxd import Influxd
+from trio_transcripts.testing.simulator import SimConfig, Simulator
 from trio_transcripts.worker import Worker
 
 
@@ -63,9 +64,9 @@ async def run_to_completion(
     sim = Simulator(sim_config)
     async with trio.open_nursery() as nursery:
         info = await nursery.start(sim.run)
-        worker = Worker(pipeline_config(info, tmp_path, influxd, database, **changes))
+        worker = assemble(pipeline_config(info, tmp_path, influxd, database, **changes))
         with trio.fail_after(60):
-            await run_demo_worker(worker, sim)
+            await run_until_accounted(worker, sim)
         nursery.cancel_scope.cancel()
     return worker, sim
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from trio_transcripts.simulator.server import Simulator
+from trio_transcripts.testing.simulator import Simulator
 
 
 def sim_transport(sim: Simulator) -> httpx.MockTransport:
@@ -12,7 +12,7 @@ def sim_transport(sim: Simulator) -> httpx.MockTransport:
 
     def handle(request: httpx.Request) -> httpx.Response:
         headers = {k.lower(): v for k, v in request.headers.items()}
-        status, body, extra = sim._handle_http(
+        status, body, extra = sim.handle_http(
             request.method, str(request.url.raw_path.decode()), headers, request.content
         )
         return httpx.Response(status, content=body, headers=extra)

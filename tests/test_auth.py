@@ -11,7 +11,7 @@ import trio.testing
 from trio_transcripts.auth import AuthError, Credentials, TokenManager, renewal_delay
 from trio_transcripts.regions import DOMAINS, resolve
 from trio_transcripts.retry import Backoff
-from trio_transcripts.simulator.server import Faults, SimConfig, Simulator
+from trio_transcripts.testing.simulator import Faults, SimConfig, Simulator
 
 from .simhelpers import sim_transport
 

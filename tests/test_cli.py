@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from trio_transcripts.influxd import Influxd
-from trio_transcripts.simulator.server import SimConfig, Simulator
+from trio_transcripts.testing.influxd import Influxd
+from trio_transcripts.testing.simulator import SimConfig, Simulator
 
 from .pipeline import kill_at_once, simulator_env, start_worker_process
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from trio_transcripts.config import ConfigErrors, load_config
+from trio_transcripts.config import load_config
+from trio_transcripts.errors import ConfigError
 from trio_transcripts.sinks.influx import Api
 
 GENESYS = {
@@ -35,7 +36,7 @@ def test_env_file_then_environment_then_flags(tmp_path: Path) -> None:
 
 
 def test_every_problem_is_reported_at_once_without_secrets() -> None:
-    with pytest.raises(ConfigErrors) as caught:
+    with pytest.raises(ConfigError) as caught:
         load_config(
             environ={
                 "GENESYS_CLIENT_SECRET": "top-secret",
@@ -55,7 +56,7 @@ def test_every_problem_is_reported_at_once_without_secrets() -> None:
 
 
 def test_region_error_names_the_variable() -> None:
-    with pytest.raises(ConfigErrors, match="GENESYS_REGION: unknown Genesys region 'mars'"):
+    with pytest.raises(ConfigError, match="GENESYS_REGION: unknown Genesys region 'mars'"):
         load_config(environ={**GENESYS, "GENESYS_REGION": "mars"}, env_file=None)
 
 
@@ -74,5 +75,5 @@ def test_influx_2x_and_ambiguity() -> None:
     }
     config = load_config(environ=v2, env_file=None)
     assert config.influx is not None and config.influx.api() is Api.V2
-    with pytest.raises(ConfigErrors, match="ambiguous"):
+    with pytest.raises(ConfigError, match="ambiguous"):
         load_config(environ={**v2, "INFLUX_DATABASE": "d"}, env_file=None)

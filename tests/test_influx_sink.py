@@ -14,14 +14,14 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trio_transcripts.influxd import Influxd
 from trio_transcripts.lineproto import NS_PER_MS, normalise_tag, normalise_text, timestamp_ns
 from trio_transcripts.model import Utterance
 from trio_transcripts.retry import Backoff
-from trio_transcripts.sinks import FatalSinkError
-from trio_transcripts.sinks.deadletter import DeadLetter, read_dead_letters
+from trio_transcripts.sinks import FatalSinkError, WriteResult
+from trio_transcripts.sinks.deadletter import DeadLetters, read_dead_letters
 from trio_transcripts.sinks.file import FileSink
 from trio_transcripts.sinks.influx import ConfigError, InfluxSettings, InfluxSink
+from trio_transcripts.testing.influxd import Influxd
 
 from .conftest import start_influxd_or_skip
 from .v2server import Fault, V2Server
@@ -47,7 +47,7 @@ def utterance(i: int, **changes: object) -> Utterance:
 
 def v1_sink(influxd: Influxd, database: str, tmp_path: Path, **settings: object) -> InfluxSink:
     config = InfluxSettings(url=influxd.url, database=database, backoff=FAST, **settings)  # type: ignore[arg-type]
-    return InfluxSink(config, DeadLetter(tmp_path / "dead.jsonl"))
+    return InfluxSink(config)
 
 
 def rows(influxd: Influxd, database: str) -> list[dict[str, object]]:
@@ -66,8 +66,8 @@ async def test_schema_round_trip(influxd: Influxd, database: str, tmp_path: Path
         ),
     )
     async with v1_sink(influxd, database, tmp_path) as sink:
-        await sink.write([utterance(0), genesys])
-        assert sink.stats.persisted == 2
+        result = await sink.write([utterance(0), genesys])
+        assert result == WriteResult(acknowledged=2) and sink.stats.persisted == 2
         stored = {r["utteranceId"]: r for r in rows(influxd, database)}
         first = stored["utt-0"]
         assert first["conversationId"] == "conv-1" and first["speaker"] == "agent"
@@ -173,12 +173,12 @@ async def test_partial_write_keeps_the_good_and_dead_letters_the_rejected(
             utterance(2, confidence=None),
             utterance(3, confidence=None),
         ]
-        await sink.write(batch)
+        result = await sink.write(batch)
         stored = sorted(r["utteranceId"] for r in rows(influxd, database) if r["utteranceId"])
         assert stored == ["utt-0", "utt-2", "utt-3"]
-        (letter,) = read_dead_letters(tmp_path / "dead.jsonl")
-        assert letter["kind"] == "utterance" and letter["utterance"]["utterance_id"] == "utt-1"
-        assert "field type conflict" in letter["reason"] and letter["line"].startswith("transc")
+        (rejected,) = result.rejected
+        assert rejected.utterance == batch[1] and "field type conflict" in rejected.reason
+        assert result.acknowledged == 3 and result.total == len(batch)
         assert sink.stats.persisted == 3 and sink.stats.dead_lettered == 1
         assert sink.stats.requests <= 2 * len(batch) + 1, "the batch is not retried forever"
 
@@ -188,22 +188,21 @@ async def test_413_splits_and_dead_letters_a_point_too_large(tmp_path: Path) -> 
     try:
         batch = [utterance(i) for i in range(30)] + [utterance(99, text="x" * 5000)]
         async with v1_sink(small, "big", tmp_path, gzip_threshold=10**9) as sink:
-            await sink.write(batch)
-            assert len(rows(small, "big")) == 30
-            (letter,) = read_dead_letters(tmp_path / "dead.jsonl")
-            assert letter["utterance"]["utterance_id"] == "utt-99" and "413" in letter["reason"]
+            result = await sink.write(batch)
+            assert len(rows(small, "big")) == 30 and result.acknowledged == 30
+            (rejected,) = result.rejected
+            assert rejected.utterance.utterance_id == "utt-99" and "413" in rejected.reason
             assert sink.stats.splits >= 2
     finally:
         small.stop()
 
 
 async def test_database_down_then_up_loses_nothing(tmp_path: Path) -> None:
-    from trio_transcripts.influxd import free_port
+    from trio_transcripts.testing.influxd import free_port
 
     port = free_port()
     sink = InfluxSink(
-        InfluxSettings(url=f"http://127.0.0.1:{port}", database="db", backoff=Backoff(0.01, 0.2)),
-        DeadLetter(tmp_path / "dead.jsonl"),
+        InfluxSettings(url=f"http://127.0.0.1:{port}", database="db", backoff=Backoff(0.01, 0.2))
     )
     server: list[Influxd] = []
     async with trio.open_nursery() as nursery:
@@ -225,13 +224,10 @@ async def test_database_down_then_up_loses_nothing(tmp_path: Path) -> None:
 async def test_ready_check_gives_up_with_a_clear_error(
     tmp_path: Path, autojump_clock: object
 ) -> None:
-    from trio_transcripts.influxd import free_port
+    from trio_transcripts.testing.influxd import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
-    sink = InfluxSink(
-        InfluxSettings(url=url, database="db", startup_timeout_s=5),
-        DeadLetter(tmp_path / "dead.jsonl"),
-    )
+    sink = InfluxSink(InfluxSettings(url=url, database="db", startup_timeout_s=5))
     with pytest.raises(FatalSinkError, match=f"InfluxDB at {url} is not answering /ping"):
         await sink.open()
     await sink.aclose()
@@ -259,7 +255,7 @@ def v2_sink(v2: V2Server, database: str, tmp_path: Path, **settings: object) -> 
     config = InfluxSettings(
         url=v2.url, org="acme", bucket=database, token="t0ken", backoff=FAST, **settings
     )  # type: ignore[arg-type]
-    return InfluxSink(config, DeadLetter(tmp_path / "dead.jsonl"))
+    return InfluxSink(config)
 
 
 async def test_v2_write(v2: V2Server, influxd: Influxd, database: str, tmp_path: Path) -> None:
@@ -312,13 +308,14 @@ async def test_v2_422_partial_write(
             params={"org": "acme", "bucket": database},
             content=b"transcriptions,conversationId=old fragments=1.5 1773957872000000000\n",
         )
-        await sink.write([utterance(i) for i in range(4)])  # fragments is an int: all conflict
+        # fragments is an int: all conflict
+        result = await sink.write([utterance(i) for i in range(4)])
         assert rows(influxd, database)[0]["conversationId"] == "old"
-        letters = read_dead_letters(tmp_path / "dead.jsonl")
-        assert sorted(d["utterance"]["utterance_id"] for d in letters) == [
+        assert result.acknowledged == 0
+        assert sorted(r.utterance.utterance_id for r in result.rejected) == [
             f"utt-{i}" for i in range(4)
         ]
-        assert all("422" in d["reason"] for d in letters)
+        assert all("422" in r.reason for r in result.rejected)
 
 
 @pytest.mark.parametrize(
@@ -334,7 +331,7 @@ async def test_v2_fatal_answers_drop_nothing(
     config = InfluxSettings(
         **{"url": v2.url, "org": "acme", "bucket": database, "token": "t0ken", **change}
     )  # type: ignore[arg-type]
-    async with InfluxSink(config, DeadLetter(tmp_path / "dead.jsonl")) as sink:
+    async with InfluxSink(config) as sink:
         with pytest.raises(FatalSinkError, match=message) as caught:
             await sink.write([utterance(0)])
     assert len(caught.value.unwritten) == 1
@@ -359,10 +356,12 @@ async def test_file_sink_is_importable_into_influxdb(
     assert sorted(r["utteranceId"] for r in rows(influxd, database)) == ["utt-0", "utt-1"]
 
 
-def test_dead_letter_records_are_complete(tmp_path: Path) -> None:
-    dead = DeadLetter(tmp_path / "d.jsonl")
-    dead.utterance(utterance(0), "HTTP 400 partial write: field type conflict")
-    dead.frame(b'{"broken', "invalid JSON: Unterminated string", source="genesys")
+async def test_dead_letter_records_are_complete(tmp_path: Path) -> None:
+    dead = DeadLetters(tmp_path / "d.jsonl")
+    await dead.utterances([utterance(0)], "HTTP 400 partial write: field type conflict")
+    await dead.frame(b'{"broken', "invalid JSON: Unterminated string", source="genesys")
+    assert read_dead_letters(tmp_path / "d.jsonl") == [], "queued, not yet written"
+    await dead.flush()
     records = read_dead_letters(tmp_path / "d.jsonl")
     assert [r["kind"] for r in records] == ["utterance", "frame"]
     assert records[0]["utterance"]["text"] == "utterance number 0" and records[0]["time"]

@@ -14,11 +14,11 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trio_transcripts.influxd import Influxd
 from trio_transcripts.model import Utterance
-from trio_transcripts.sinks.deadletter import DeadLetter
+from trio_transcripts.sinks import WriteResult
 from trio_transcripts.sinks.influx import InfluxSettings, InfluxSink
 from trio_transcripts.spool import Spool, SpoolFull, SpoolingSink, decode_records, encode_record
+from trio_transcripts.testing.influxd import Influxd
 
 
 def batch(n: int, start: int = 0) -> list[Utterance]:
@@ -115,18 +115,20 @@ async def test_crash_between_acknowledgement_and_removal_replays_once(
     spool = Spool(tmp_path / "spool")
     spool.append(batch(5))
     settings = InfluxSettings(url=influxd.url, database=database)
-    async with InfluxSink(settings, DeadLetter(tmp_path / "dead.jsonl")) as sink:
+    async with InfluxSink(settings) as sink:
         (path,) = spool.files()
         for record in spool.read(path).records:
             await sink.write(record)  # acknowledged... and then the process dies: no removal
         replaying = SpoolingSink(sink, Spool(tmp_path / "spool"))
-        acknowledged: list[int] = []
+        results: list[WriteResult] = []
+        emptied: list[bool] = []
         async with trio.open_nursery() as nursery:
             await replaying.open()
-            nursery.start_soon(replaying.replay, acknowledged.append)
+            nursery.start_soon(replaying.replay, results.append, lambda: emptied.append(True))
             await replaying.wait_empty()
+            await trio.testing.wait_all_tasks_blocked()
             nursery.cancel_scope.cancel()
-    assert acknowledged == [5, 0]
+    assert results == [WriteResult(acknowledged=5)] and emptied == [True]
     rows = influxd.query("SELECT * FROM transcriptions", db=database)
     assert sorted(r["utteranceId"] for r in rows) == [f"u{i}" for i in range(5)], "once each"
 
@@ -165,9 +167,10 @@ class _HeldSink:
     async def open(self) -> None:
         pass
 
-    async def write(self, utterances: Sequence[Utterance]) -> None:
+    async def write(self, utterances: Sequence[Utterance]) -> WriteResult:
         await self.release.wait()
         self.taken.extend(utterances)
+        return WriteResult.all_acknowledged(utterances)
 
     async def aclose(self) -> None:
         pass
@@ -181,7 +184,7 @@ async def test_replay_never_reads_a_record_still_being_appended(tmp_path: Path) 
     inner = _HeldSink()
     sink = SpoolingSink(inner, spool, spool_after_s=0)  # every batch is spooled
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(sink.replay, lambda n: None)
+        nursery.start_soon(sink.replay, lambda result: None, lambda: None)
         await sink.write(batch(2))  # spool-0, whole; the replay reads it, the sink holds it
         await trio.testing.wait_all_tasks_blocked()
         spool.pause = True

@@ -24,7 +24,7 @@ from trio_transcripts.wire.genesys import (
     parse_notification,
 )
 
-# The real payload of shared/genesys-api.md §4, in its WebSocket envelope.
+# A real payload from Genesys's documentation of the transcription topic, in its envelope.
 REAL = {
     "topicName": "v2.conversations.97b9dcb3.transcription",
     "version": "2",

@@ -7,11 +7,11 @@ from pathlib import Path
 import trio
 import trio.testing
 
-from trio_transcripts.cli import run_demo_worker
-from trio_transcripts.influxd import Influxd
-from trio_transcripts.simulator.server import FRAGMENT_PATH, Faults, SimConfig, Simulator
+from trio_transcripts.assemble import assemble
 from trio_transcripts.sinks.deadletter import read_dead_letters
-from trio_transcripts.worker import Worker
+from trio_transcripts.testing.harness import run_until_accounted
+from trio_transcripts.testing.influxd import Influxd
+from trio_transcripts.testing.simulator import FRAGMENT_PATH, Faults, SimConfig, Simulator
 
 from .pipeline import assert_matches_truth, finals_in, pipeline_config, run_to_completion
 
@@ -43,9 +43,9 @@ async def test_fragment_stream_to_influxdb(influxd: Influxd, database: str, tmp_
             conversation_ids=(),
             stream_url=f"ws://127.0.0.1:{sim.port}{FRAGMENT_PATH}",
         )
-        worker = Worker(config)
+        worker = assemble(config)
         with trio.fail_after(60):
-            await run_demo_worker(worker, sim)
+            await run_until_accounted(worker, sim)
         nursery.cancel_scope.cancel()
     assert_matches_truth(sim, influxd, database)
 
@@ -70,7 +70,7 @@ async def test_cancellation_by_the_host_still_drains(
     sim = Simulator(SimConfig(calls=3, utterances=20, rate=300))
     async with trio.open_nursery() as nursery:
         info = await nursery.start(sim.run)
-        worker = Worker(pipeline_config(info, tmp_path, influxd, database))
+        worker = assemble(pipeline_config(info, tmp_path, influxd, database))
         async with trio.open_nursery() as host:
             await host.start(worker.run)
             while worker.account.persisted < 5:
@@ -95,7 +95,7 @@ async def test_conversations_added_and_removed_at_run_time(
     first, *others = [c.conversation_id for c in sim.calls]
     async with trio.open_nursery() as nursery:
         info = await nursery.start(sim.run)
-        worker = Worker(
+        worker = assemble(
             pipeline_config(info, tmp_path, influxd, database, conversation_ids=(first,))
         )
         async with trio.open_nursery() as host:

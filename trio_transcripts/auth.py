@@ -1,9 +1,9 @@
 """OAuth 2.0 client credentials against the Genesys login host, and a Trio refresher task.
 
 ``POST <login>/oauth/token`` with HTTP Basic auth (client id and secret) and the form body
-``grant_type=client_credentials``: the Genesys SDKs' request (``shared/genesys-api.md`` §1;
-the reference design sent the secret in the body, to the API host, which Genesys does not
-serve tokens from).
+``grant_type=client_credentials``: the request the official Genesys SDKs send (the reference
+design sent the secret in the body, to the API host, which Genesys does not serve tokens
+from).
 
 :class:`TokenManager` keeps the current token. :meth:`TokenManager.run` (started in the
 worker's nursery) renews it at 80 % of ``expires_in`` and never later than 60 s before
@@ -25,16 +25,14 @@ from dataclasses import dataclass, field
 import httpx
 import trio
 
-from .retry import Backoff, next_delay, parse_retry_after
+from .errors import AuthError
+from .outcomes import outcome_of, outcome_of_error
+from .retry import Action, Backoff, Service, classify, next_delay
 
 log = logging.getLogger("trio_transcripts.auth")
 
 RENEW_FRACTION = 0.8
 RENEW_MARGIN_S = 60.0
-
-
-class AuthError(Exception):
-    """The login host refused our credentials: retrying cannot help."""
 
 
 @dataclass(frozen=True)
@@ -149,7 +147,6 @@ class TokenManager:
         attempt = 0
         url = self.credentials.login_url.rstrip("/") + "/oauth/token"
         while True:
-            retry_after: float | None = None
             try:
                 response = await self._client.post(
                     url,
@@ -159,33 +156,23 @@ class TokenManager:
                     data={"grant_type": "client_credentials"},
                 )
             except httpx.TransportError as exc:
-                problem = f"{type(exc).__name__}: {exc or 'no detail'}"
+                decision = classify(Service.LOGIN, outcome_of_error(exc), time.time())
             else:
-                status = response.status_code
-                if status == 200:
+                decision = classify(Service.LOGIN, outcome_of(response), time.time())
+                if decision.action is Action.DONE:
                     return self._token_from(response)
-                problem = f"HTTP {status} {response.text.strip()[:200]}"
-                if status in (400, 401, 403):
-                    raise AuthError(
-                        f"Genesys login host {self.credentials.login_url} refused client id "
-                        f"{self.credentials.client_id!r}: {problem}. Check GENESYS_CLIENT_ID, "
-                        f"GENESYS_CLIENT_SECRET and GENESYS_REGION (the OAuth client must use "
-                        f"the Client Credentials grant)"
-                    )
-                if status == 429:
-                    retry_after = parse_retry_after(
-                        response.headers.get("Retry-After"), time.time()
-                    )
-                elif status < 500:
-                    raise AuthError(
-                        f"token request to {url} for client id "
-                        f"{self.credentials.client_id!r} failed: {problem}"
-                    )
-            delay = next_delay(attempt, retry_after, self.backoff, self._rng)
+            if decision.action is Action.FATAL:
+                raise AuthError(
+                    f"Genesys login host {self.credentials.login_url} refused client id "
+                    f"{self.credentials.client_id!r}: {decision.detail}. Check "
+                    f"GENESYS_CLIENT_ID, GENESYS_CLIENT_SECRET and GENESYS_REGION (the OAuth "
+                    f"client must use the Client Credentials grant)"
+                )
+            delay = next_delay(attempt, decision.retry_after_s, self.backoff, self._rng)
             log.warning(
                 "token request to %s failed (%s); retry %d in %.2f s",
                 url,
-                problem,
+                decision.detail,
                 attempt + 1,
                 delay,
             )

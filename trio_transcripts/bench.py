@@ -36,15 +36,16 @@ import httpx
 import trio
 import trio_websocket
 
+from .assemble import configured_source, token_manager, worker_settings
 from .config import Config
-from .influxd import InfluxdUnavailable, running_influxd
 from .lineproto import tiebreak
-from .model import Utterance
-from .sinks import Sink
-from .sinks.deadletter import DeadLetter
+from .model import Merge, Utterance
+from .sinks import Sink, WriteResult
+from .sinks.deadletter import DeadLetters
 from .sinks.influx import InfluxSettings, InfluxSink
-from .sources import Emit, SourceEvent, queued_message
+from .sources import Emit, Gap, Source, SourceEvent, queued_message
 from .sources.notifications import NotificationsSettings
+from .testing.influxd import InfluxdUnavailable, running_influxd
 from .wire.genesys import parse_notification
 from .worker import Worker
 
@@ -58,8 +59,9 @@ class NullSink:
     async def open(self) -> None:
         await trio.lowlevel.checkpoint()
 
-    async def write(self, utterances: Sequence[Utterance]) -> None:
+    async def write(self, utterances: Sequence[Utterance]) -> WriteResult:
         await trio.lowlevel.checkpoint()
+        return WriteResult.all_acknowledged(utterances)
 
     async def aclose(self) -> None:
         await trio.lowlevel.checkpoint()
@@ -87,12 +89,13 @@ class _AckTimes:
     async def open(self) -> None:
         await self.inner.open()
 
-    async def write(self, utterances: Sequence[Utterance]) -> None:
-        await self.inner.write(utterances)
+    async def write(self, utterances: Sequence[Utterance]) -> WriteResult:
+        result = await self.inner.write(utterances)
         now = time.time() * 1000
         for u in utterances:
             if u.final and _sampled(u.utterance_id):
                 self.acked.setdefault(u.key, now)
+        return result
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -102,22 +105,48 @@ class _AckTimes:
 
 
 class _FrameClock:
-    """Wraps a source's ``emit``; notes when the first and the latest frame arrived.
+    """Wraps a source; notes when the first and the latest frame arrived.
 
     The rate is taken over that span, so neither the worker's start (token, channel, 1,000
     subscriptions) nor idle time after a stream that ended early dilutes it.
     """
 
-    def __init__(self, inner: Emit) -> None:
+    def __init__(self, inner: Source) -> None:
         self.inner = inner
         self.first: float | None = None
         self.latest = 0.0
 
-    async def __call__(self, event: SourceEvent, frame: str | bytes) -> None:
-        self.latest = trio.current_time()
-        if self.first is None:
-            self.first = self.latest
-        await self.inner(event, frame)
+    @property
+    def kind(self) -> str:
+        return self.inner.kind
+
+    @property
+    def merge(self) -> Merge:
+        return self.inner.merge
+
+    @property
+    def gaps(self) -> Sequence[Gap]:
+        return self.inner.gaps
+
+    def waiting_for(self) -> str | None:
+        return self.inner.waiting_for()
+
+    def add_conversation(self, conversation_id: str) -> None:
+        self.inner.add_conversation(conversation_id)
+
+    def remove_conversation(self, conversation_id: str) -> None:
+        self.inner.remove_conversation(conversation_id)
+
+    async def run(
+        self, emit: Emit, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        async def timed(event: SourceEvent, frame: str | bytes) -> None:
+            self.latest = trio.current_time()
+            if self.first is None:
+                self.first = self.latest
+            await emit(event, frame)
+
+        await self.inner.run(timed, task_status=task_status)
 
 
 @dataclass
@@ -218,11 +247,16 @@ async def _worker_phase(
         dead_letter_path=workdir / "dead.jsonl",
         status_interval_s=3600,
     )
-    worker = Worker(config)
+    tokens = token_manager(config)
+    clock = _FrameClock(configured_source(config, tokens))
     tap = _AckTimes(sink)
-    worker.sink = tap
-    clock = _FrameClock(worker.source.emit)
-    worker.source.emit = clock
+    worker = Worker(
+        source=clock,
+        sink=tap,
+        dead_letters=DeadLetters(config.dead_letter_path),
+        tokens=tokens,
+        settings=worker_settings(config),
+    )
     cpu_before = time.process_time()
     rss_samples: list[float] = []
     sampler = trio.CancelScope()
@@ -346,9 +380,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
             def make_sink() -> Sink:
                 if url is None:
                     return NullSink()
-                return InfluxSink(
-                    InfluxSettings(url=url, database=database), DeadLetter(workdir / "dead.jsonl")
-                )
+                return InfluxSink(InfluxSettings(url=url, database=database))
 
             with _simulator(args, workdir, "ceiling") as sim:
                 ceiling = await _ceiling(sim, min(args.duration, CEILING_S))
@@ -389,14 +421,9 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def add_bench_parser(commands: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    bench = commands.add_parser(
-        "bench",
-        help="measure throughput, latency and footprint",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    common(bench)
+def add_arguments(bench: argparse.ArgumentParser) -> None:
+    bench.description = __doc__
+    bench.formatter_class = argparse.RawDescriptionHelpFormatter
     bench.add_argument("--duration", type=float, default=10.0, metavar="SECONDS")
     bench.add_argument("--rate", type=float, default=0.0, help="frames/s; 0: as fast as possible")
     bench.add_argument("--calls", type=int, default=1000, help="concurrent conversations")
@@ -406,7 +433,7 @@ def add_bench_parser(commands: Any, common: Callable[[argparse.ArgumentParser], 
     bench.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     result = trio.run(_bench, args)
     if args.json:
         print(json.dumps(result))

@@ -6,8 +6,8 @@ The variable names of our reference design are kept (``GENESYS_CLIENT_ID``,
 ``GENESYS_LOGIN_URL``, ``GENESYS_API_URL``, ``GENESYS_STREAM_URL``, ``INFLUX_DATABASE``,
 ``INFLUX_USERNAME`` and ``INFLUX_PASSWORD``. Precedence: flags, then the process environment,
 then ``.env`` in the working directory. :func:`load_config` reports every missing or invalid
-setting in one :class:`ConfigErrors`, each with the variable's name and an example; secrets
-are never echoed.
+setting in one :class:`~trio_transcripts.errors.ConfigError`, each with the variable's name
+and an example; secrets are never echoed.
 """
 
 from __future__ import annotations
@@ -18,14 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import regions
+from .errors import ConfigError
 from .lineproto import Schema
-from .sinks.influx import ConfigError, InfluxSettings
-
-
-class ConfigErrors(ValueError):
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
+from .sinks.influx import InfluxSettings
 
 
 @dataclass(frozen=True)
@@ -168,14 +163,14 @@ def load_config(
         try:
             influx.api()
         except ConfigError as exc:
-            problems.append(str(exc))
+            problems.extend(exc.problems)
     elif influx_vars:
         problems.append(
             f"INFLUX_URL is missing while {', '.join(influx_vars)} is set: e.g. "
             f"INFLUX_URL=http://localhost:8086"
         )
     if problems:
-        raise ConfigErrors(problems)
+        raise ConfigError(problems)
     return Config(
         client_id=client_id,
         client_secret=client_secret,

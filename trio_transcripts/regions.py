@@ -1,6 +1,6 @@
 """The 17 Genesys Cloud regions, and the login/API hosts of each.
 
-From the SDK's ``PureCloudRegionHosts`` (``shared/genesys-api.md`` §2). A region is given as
+From the official SDKs' ``PureCloudRegionHosts`` enumeration. A region is given as
 an SDK key (``us_east_1`` or ``us-east-1``) or as its domain (``mypurecloud.ie``). Tokens come
 from ``https://login.<domain>``, the REST API is ``https://api.<domain>``; the notification
 WebSocket is whatever ``connectUri`` the API returns, never built here.

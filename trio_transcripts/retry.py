@@ -1,4 +1,9 @@
-"""Retry timing: capped exponential backoff with full jitter, and ``Retry-After``. Pure.
+"""Retry decisions and timing: what an HTTP outcome means, backoff, ``Retry-After``. Pure.
+
+:func:`classify` is the one table, shared by the token client, the Notifications REST calls
+and the InfluxDB sink, from an outcome (a status with its headers, or a network error) to a
+:class:`Decision`: use it, retry after N s, renew the token, split the batch, create the
+database, or give up with a message.
 
 Full jitter (a uniform draw in ``[0, min(cap, base * 2**attempt)]``) spreads reconnecting
 workers apart instead of having them hammer a recovering server in lockstep. A server's
@@ -8,6 +13,7 @@ Telegraf does, so a misconfigured proxy cannot park us for a day.
 
 from __future__ import annotations
 
+import enum
 import random
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -47,3 +53,75 @@ def next_delay(
 ) -> float:
     """The wait before the next attempt: the server's word if it gave one, else backoff."""
     return retry_after if retry_after is not None else backoff.delay(attempt, rng)
+
+
+class Service(enum.Enum):
+    """Whom we asked: the same status means different things from each."""
+
+    LOGIN = "the Genesys login host"
+    GENESYS_API = "the Genesys API"
+    INFLUX_V1 = "InfluxDB 1.x"
+    INFLUX_V2 = "InfluxDB 2.x"
+
+
+class Action(enum.Enum):
+    DONE = "done"  # use the answer (404 from the Genesys API too: the caller reads it)
+    RETRY = "retry"  # after ``retry_after_s``, or our own backoff when None
+    RENEW_TOKEN = "renew token"  # then retry
+    SPLIT = "split"  # some points refused, or the body too large: halve and resend
+    CREATE_DATABASE = "create database"  # InfluxDB 1.x said the database is missing
+    FATAL = "fatal"  # retrying cannot help; the caller says what to check
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What came back from one HTTP request: a status, or ``error`` when nothing did."""
+
+    status: int | None
+    body: str = ""
+    retry_after: str | None = None  # the raw header
+    error: str | None = None  # the transport error, described
+
+    def describe(self) -> str:
+        if self.status is None:
+            return self.error or "no response"
+        return f"HTTP {self.status} {self.body.strip()[:200]}".strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    detail: str  # what happened, for the log line or the error message
+    retry_after_s: float | None = None
+
+
+def classify(service: Service, outcome: Outcome, now_epoch_s: float) -> Decision:
+    """The one table of what an HTTP outcome means, for auth, the Genesys API and the sink.
+
+    Transport errors, 429 and 5xx are retried everywhere (``Retry-After`` honoured); what a
+    4xx means depends on ``service``.
+    """
+    status, detail = outcome.status, outcome.describe()
+    if status is None:
+        return Decision(Action.RETRY, detail)
+    if 200 <= status < 300:
+        return Decision(Action.DONE, detail)
+    if status == 429 or status >= 500:
+        return Decision(Action.RETRY, detail, parse_retry_after(outcome.retry_after, now_epoch_s))
+    if service is Service.GENESYS_API:
+        if status == 401:
+            return Decision(Action.RENEW_TOKEN, detail)
+        if status == 404:
+            return Decision(Action.DONE, detail)
+        return Decision(Action.FATAL, detail)
+    if service is Service.LOGIN:
+        return Decision(Action.FATAL, detail)
+    if status == 413:
+        return Decision(Action.SPLIT, detail)
+    if status in (400, 422):
+        if service is Service.INFLUX_V1 and "database is required" in outcome.body:
+            return Decision(Action.FATAL, detail)
+        return Decision(Action.SPLIT, detail)
+    if status == 404 and service is Service.INFLUX_V1 and "database not found" in outcome.body:
+        return Decision(Action.CREATE_DATABASE, detail)
+    return Decision(Action.FATAL, detail)

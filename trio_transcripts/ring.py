@@ -12,7 +12,6 @@ The Trio wrapper that makes producers wait lives in :mod:`trio_transcripts.backp
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -93,12 +92,6 @@ class RingBuffer(Generic[T]):
 
     def __len__(self) -> int:
         return self._count
-
-    def __iter__(self) -> Iterator[T]:
-        """Items oldest first, without removing them."""
-        for i in range(self._count):
-            item = self._items[(self._head + i) % self.capacity]
-            yield item  # type: ignore[misc]  # occupied slots are never None-by-sentinel
 
     @property
     def paused(self) -> bool:

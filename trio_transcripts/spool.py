@@ -32,7 +32,7 @@ from pathlib import Path
 import trio
 
 from .model import Utterance
-from .sinks import Sink
+from .sinks import Sink, WriteResult
 
 log = logging.getLogger("trio_transcripts.spool")
 
@@ -178,18 +178,20 @@ class Spool:
 class SpoolingSink:
     """Wraps a sink: what it does not take in ``spool_after_s`` goes to the spool instead.
 
-    ``replay(progress)`` must run as a task beside the writer; it calls ``progress(n)`` for each
-    record of ``n`` utterances the inner sink took, and ``progress(0)`` when the backlog is gone.
+    ``write`` reports such a batch as ``spooled``; ``replay(report, emptied)`` must run as a
+    task beside the writer: it writes the spool back and calls ``report(result)`` with the
+    inner sink's result for each record (before its next checkpoint, so a result is never
+    lost to a cancellation), and calls ``emptied()`` when the backlog is gone.
+    A write the inner sink did not finish in time reports nothing of it (its points may have
+    reached the store; the replay writes them again, which is idempotent), so every
+    utterance is reported once: by ``write``, or spooled and then by the replay.
     """
 
     def __init__(self, inner: Sink, spool: Spool, *, spool_after_s: float = 5.0) -> None:
         self.inner = inner
         self.spool = spool
         self.spool_after_s = spool_after_s
-        self.spooled = 0
-        self.replayed = 0
         self.torn_records = 0
-        self.last_spooled = 0  # utterances the last write() spooled instead of persisting
         self._backlog = trio.Event()
         self._emptied = trio.Event()
         # Appends and reads run in threads: without this, the replay could read (and set
@@ -216,12 +218,10 @@ class SpoolingSink:
     def describe(self) -> str:
         return f"{self.inner.describe()} (spool {self.spool.directory})"
 
-    async def write(self, utterances: Sequence[Utterance]) -> None:
-        self.last_spooled = 0
+    async def write(self, utterances: Sequence[Utterance]) -> WriteResult:
         if not self._backlog.is_set():
             with trio.move_on_after(self.spool_after_s):
-                await self.inner.write(utterances)
-                return
+                return await self.inner.write(utterances)
             log.warning(
                 "sink did not take %d utterances within %.1f s; spooling them",
                 len(utterances),
@@ -232,25 +232,25 @@ class SpoolingSink:
                 await trio.to_thread.run_sync(self.spool.append, list(utterances))
         except SpoolFull as exc:
             log.error("%s; writing to the sink directly (backpressure)", exc)
-            await self.inner.write(utterances)
-            return
-        self.spooled += len(utterances)
-        self.last_spooled = len(utterances)
+            return await self.inner.write(utterances)
         self._backlog.set()
+        return WriteResult(spooled=len(utterances))
 
     @property
     def backlog(self) -> bool:
         """Batches wait on disk (or are being replayed)."""
         return self._backlog.is_set()
 
-    async def replay(self, progress: Callable[[int], None]) -> None:
+    async def replay(
+        self, report: Callable[[WriteResult], None], emptied: Callable[[], None]
+    ) -> None:
         """Forever: when there is a backlog, write it back oldest first, then remove it."""
         while True:
             await self._backlog.wait()
             files = await trio.to_thread.run_sync(self.spool.files)
             if not files:
                 self._backlog = trio.Event()
-                progress(0)
+                emptied()
                 continue
             path = files[0]
             async with self._files:
@@ -259,9 +259,7 @@ class SpoolingSink:
             if contents.problem is not None:
                 self.torn_records += 1
             for record in contents.records:
-                await self.inner.write(record)  # retries while the sink is down
-                self.replayed += len(record)
-                progress(len(record))
+                report(await self.inner.write(record))  # retries while the sink is down
             await trio.to_thread.run_sync(self.spool.remove, path)
             self._emptied.set()
             self._emptied = trio.Event()

@@ -1,32 +1,65 @@
-"""Where utterances go: the :class:`Sink` protocol and its implementations."""
+"""Where utterances go: the :class:`Sink` protocol, what a write reports, and the sinks.
+
+A sink says what happened to every utterance it was given (:class:`WriteResult`): the worker
+builds its account from these results alone, never from counters it reads back afterwards,
+so the account printed at exit is what the store acknowledged, by construction.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Protocol
 
+from ..errors import FatalSinkError
 from ..model import Utterance
 
+__all__ = ["FatalSinkError", "Rejected", "Sink", "WriteResult"]
 
-class FatalSinkError(Exception):
-    """The sink cannot go on (bad credentials, missing bucket): a configuration problem.
 
-    ``unwritten`` holds the utterances of the batch that was being written, so the caller can
-    set them aside (dead-letter file) rather than lose them.
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """An utterance the store refused for good (a type conflict, a point too large)."""
+
+    utterance: Utterance
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What one ``write`` did with its batch: every utterance is in exactly one part.
+
+    ``acknowledged``: the store confirmed it. ``rejected``: refused for good, with the
+    store's reason (the worker writes these to the dead-letter file). ``spooled``: kept in the
+    durable spool, to be written later (the spool reports that write when it happens).
     """
 
-    def __init__(self, message: str, unwritten: Sequence[Utterance] = ()) -> None:
-        super().__init__(message)
-        self.unwritten = list(unwritten)
+    acknowledged: int = 0
+    rejected: tuple[Rejected, ...] = ()
+    spooled: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.acknowledged + len(self.rejected) + self.spooled
+
+    @classmethod
+    def all_acknowledged(cls, utterances: Sequence[Utterance]) -> WriteResult:
+        return cls(acknowledged=len(utterances))
+
+    def __add__(self, other: WriteResult) -> WriteResult:
+        return WriteResult(
+            self.acknowledged + other.acknowledged,
+            self.rejected + other.rejected,
+            self.spooled + other.spooled,
+        )
 
 
-@runtime_checkable
 class Sink(Protocol):
     """A store for utterances. Implement it to plug your own store into the worker.
 
-    ``write`` returns once every utterance it was given is either acknowledged by the store
-    or set aside with a reason (for example in the dead-letter file); it may wait as long as
-    the store is down (retrying), which is what makes backpressure reach the reader. It raises
+    ``write`` returns once every utterance it was given is acknowledged by the store or
+    refused for good, and says which in its :class:`WriteResult`. It may wait as long as the
+    store is down (retrying): that is what makes backpressure reach the reader. It raises
     :class:`FatalSinkError` when retrying cannot help. A write may be repeated after a crash
     or a retry: stores must treat the same utterance written twice as one.
     """
@@ -34,8 +67,8 @@ class Sink(Protocol):
     async def open(self) -> None:
         """Get ready (check the server, create the database...); called once, first."""
 
-    async def write(self, utterances: Sequence[Utterance]) -> None:
-        """Persist ``utterances`` (a batch, oldest first)."""
+    async def write(self, utterances: Sequence[Utterance]) -> WriteResult:
+        """Persist ``utterances`` (a batch, oldest first); say what became of each."""
 
     async def aclose(self) -> None:
         """Flush and release resources."""

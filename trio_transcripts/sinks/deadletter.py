@@ -1,10 +1,16 @@
-"""The dead-letter file: what could not be persisted, and why. JSON Lines, fsynced.
+"""The dead-letter file: what could not be persisted, and why. JSON Lines, fsynced in batches.
 
 Every record says when, what kind of thing (an ``utterance`` the store rejected or could not
 take before shutdown, a ``frame`` that could not be parsed, a ``fragment`` that arrived after
 its utterance was final), the reason in words, and the thing itself, complete: a dead letter
-is somewhere data went, not a place it vanished. Writes are synchronous on purpose: the last
-ones happen during shutdown, when nothing else may be scheduled.
+is somewhere data went, not a place it vanished.
+
+Records are queued in memory and written by :meth:`DeadLetters.run`, a task of the worker's
+nursery, with one write and one fsync per batch in a worker thread: a flood of bad frames
+costs the reader the encoding of each record, not a file open and an fsync. The queue is
+bounded (``max_pending_bytes``): past it, ``await put`` waits for the disk, so a disk slower
+than the flood pushes back on the socket like a slow database does. At shutdown the worker
+calls :meth:`DeadLetters.flush` last, which writes what is queued, in order.
 """
 
 from __future__ import annotations
@@ -12,69 +18,137 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import trio
+
+from ..errors import FatalError
 from ..lineproto import Schema, encode
 from ..model import Fragment, Utterance
 from ..wire.instants import iso_of
 
 MAX_FRAME_CHARS = 1 << 20
+DEFAULT_MAX_PENDING_BYTES = 8 << 20
 
 
-class DeadLetter:
-    """Appends records to ``path``; counts them by kind."""
+def _line(kind: str, reason: str, payload: dict[str, Any]) -> str:
+    record = {"time": iso_of(int(time.time() * 1000)), "kind": kind, "reason": reason, **payload}
+    return json.dumps(record, ensure_ascii=False) + "\n"
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+
+def utterance_line(utterance: Utterance, reason: str, schema: Schema = Schema()) -> str:
+    payload = {"utterance": dataclasses.asdict(utterance), "line": encode(utterance, schema)}
+    return _line("utterance", reason, payload)
+
+
+def frame_line(frame: str | bytes, reason: str, source: str) -> str:
+    if isinstance(frame, bytes):
+        frame = frame.decode("utf-8", "backslashreplace")
+    payload = {"source": source, "size": len(frame), "frame": frame[:MAX_FRAME_CHARS]}
+    return _line("frame", reason, payload)
+
+
+def fragment_line(fragment: Fragment, reason: str) -> str:
+    return _line("fragment", reason, {"fragment": dataclasses.asdict(fragment)})
+
+
+class DeadLetters:
+    """Queues records for ``path`` and writes them in batches; counts what was written."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        schema: Schema = Schema(),
+        max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
+    ) -> None:
         self.path = Path(path)
-        self.counts: dict[str, int] = {}
-        self._lock = threading.Lock()  # writes may come from worker threads (to_thread)
+        self.schema = schema
+        self.max_pending_bytes = max_pending_bytes
+        self.counts: dict[str, int] = {}  # records written and fsynced, by kind
+        self._pending: list[tuple[str, str]] = []  # (kind, line)
+        self._pending_bytes = 0
+        self._queued = trio.Event()
+        self._room = trio.lowlevel.ParkingLot()
+        self._writing = trio.Lock()
 
     @property
     def total(self) -> int:
         return sum(self.counts.values())
 
-    def _append(self, kind: str, reason: str, payload: dict[str, Any]) -> None:
-        record = {
-            "time": iso_of(int(time.time() * 1000)),
-            "kind": kind,
-            "reason": reason,
-            **payload,
-        }
-        line = json.dumps(record, ensure_ascii=False) + "\n"
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(line)
-                f.flush()
-                os.fsync(f.fileno())
-            self.counts[kind] = self.counts.get(kind, 0) + 1
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
 
-    def utterance(self, utterance: Utterance, reason: str, schema: Schema = Schema()) -> None:
-        self._append(
-            "utterance",
-            reason,
-            {"utterance": dataclasses.asdict(utterance), "line": encode(utterance, schema)},
-        )
+    # --- queueing -----------------------------------------------------------------------
 
-    def utterances(self, utterances: list[Utterance], reason: str) -> None:
+    def put_nowait(self, kind: str, line: str) -> None:
+        """Queue a record whatever the queue holds: for the shutdown path, which must not wait."""
+        self._pending.append((kind, line))
+        self._pending_bytes += len(line)
+        self._queued.set()
+
+    async def put(self, kind: str, line: str) -> None:
+        """Queue a record; wait while the queue is past its bound (the disk is behind)."""
+        while self._pending and self._pending_bytes >= self.max_pending_bytes:
+            await self._room.park()
+        self.put_nowait(kind, line)
+        await trio.lowlevel.checkpoint()
+
+    async def frame(self, frame: str | bytes, reason: str, source: str) -> None:
+        await self.put("frame", frame_line(frame, reason, source))
+
+    async def fragment(self, fragment: Fragment, reason: str) -> None:
+        await self.put("fragment", fragment_line(fragment, reason))
+
+    def utterances_nowait(self, utterances: Sequence[Utterance], reason: str) -> None:
         for u in utterances:
-            self.utterance(u, reason)
+            self.put_nowait("utterance", utterance_line(u, reason, self.schema))
 
-    def frame(self, frame: str | bytes, reason: str, source: str) -> None:
-        if isinstance(frame, bytes):
-            frame = frame.decode("utf-8", "backslashreplace")
-        payload = {"source": source, "size": len(frame), "frame": frame[:MAX_FRAME_CHARS]}
-        self._append("frame", reason, payload)
+    async def utterances(self, utterances: Sequence[Utterance], reason: str) -> None:
+        for u in utterances:
+            await self.put("utterance", utterance_line(u, reason, self.schema))
 
-    def fragment(self, fragment: Fragment, reason: str) -> None:
-        self._append("fragment", reason, {"fragment": dataclasses.asdict(fragment)})
+    # --- writing ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """The writer task: whenever records are queued, write them all with one fsync."""
+        while True:
+            await self._queued.wait()
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write everything queued now, in order, and fsync. Callers at shutdown shield it."""
+        async with self._writing:
+            batch, self._pending = self._pending, []
+            self._queued = trio.Event()
+            if not batch:
+                return
+            data = "".join(line for _, line in batch).encode("utf-8")
+            try:
+                # Not abandoned on cancellation: a record leaves memory only once on disk.
+                await trio.to_thread.run_sync(self._append, data)
+            except OSError as exc:
+                self._pending = batch + self._pending
+                raise FatalError(f"cannot write dead letters to {self.path}: {exc}") from exc
+            self._pending_bytes -= sum(len(line) for _, line in batch)
+            for kind, _ in batch:
+                self.counts[kind] = self.counts.get(kind, 0) + 1
+            self._room.unpark_all()
+
+    def _append(self, data: bytes) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "ab") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def read_dead_letters(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """All records of a dead-letter file (for tests and for the account at exit)."""
+    """All records of a dead-letter file, oldest first."""
     try:
         with open(path, encoding="utf-8") as f:
             return [json.loads(line) for line in f if line.strip()]

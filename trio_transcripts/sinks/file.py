@@ -14,16 +14,16 @@ from typing import BinaryIO
 
 import trio
 
+from ..errors import FatalSinkError
 from ..lineproto import Schema, encode_batch
 from ..model import Utterance
-from . import FatalSinkError
+from . import WriteResult
 
 
 class FileSink:
     def __init__(self, path: str | os.PathLike[str], schema: Schema = Schema()) -> None:
         self.path = Path(path)
         self.schema = schema
-        self.persisted = 0
         self._file: BinaryIO | None = None
 
     def describe(self) -> str:
@@ -36,7 +36,7 @@ class FileSink:
 
         self._file = await trio.to_thread.run_sync(_open)
 
-    async def write(self, utterances: Sequence[Utterance]) -> None:
+    async def write(self, utterances: Sequence[Utterance]) -> WriteResult:
         if self._file is None:
             raise RuntimeError("FileSink.write before open()")
         body = encode_batch(list(utterances), self.schema)
@@ -52,7 +52,7 @@ class FileSink:
             await trio.to_thread.run_sync(_append)
         except OSError as exc:
             raise FatalSinkError(f"cannot append to {self.path}: {exc}", utterances) from exc
-        self.persisted += len(utterances)
+        return WriteResult.all_acknowledged(utterances)
 
     async def aclose(self) -> None:
         if self._file is not None:

@@ -2,7 +2,7 @@
 
 Why not influxdb-client's WriteApi: its batching mode swallows errors and its ``flush()`` does
 nothing, its async client is asyncio-only, and it writes only to ``/api/v2/write``, which
-InfluxDB 1.6 does not serve (``shared/influxdb-api.md`` §3). We speak HTTP ourselves:
+InfluxDB 1.6 does not serve (its HTTP API has ``/write`` only). We speak HTTP ourselves:
 
 * 2.x (and 3.x, Cloud): ``POST /api/v2/write?org&bucket&precision=ns``, ``Authorization: Token``.
 * 1.x: ``POST /write?db&rp&precision=ns``, with optional user and password (Basic auth).
@@ -13,10 +13,11 @@ What each answer means here, and what we do:
 204 (or 200)          persisted; counted only now
 400, 422              some or all points rejected (partial write, type conflict, parse
                       error, retention...): the batch is split in halves and resent until
-                      each rejected point stands alone; those go to the dead-letter file
-                      with the server's reason. Resending good points is safe: timestamps
-                      are idempotent. Bounded: at most 2n-1 requests for n points.
-413                   split and resend; a single point too large is dead-lettered
+                      each rejected point stands alone; those are returned as rejected,
+                      with the server's reason (the worker dead-letters them). Resending
+                      good points is safe: timestamps are idempotent. Bounded: at most
+                      2n-1 requests for n points.
+413                   split and resend; a single point too large is rejected
 401, 403              fatal: credentials or permissions; nothing is dropped
 404                   1.x: create the database (unless disabled) and resend; 2.x: fatal
 429, 5xx, timeouts,   retry forever with capped exponential backoff and full jitter,
@@ -38,17 +39,14 @@ from dataclasses import dataclass, field
 import httpx
 import trio
 
+from ..errors import ConfigError, FatalSinkError
 from ..lineproto import Schema, encode
 from ..model import Utterance
-from ..retry import Backoff, next_delay, parse_retry_after
-from . import FatalSinkError
-from .deadletter import DeadLetter
+from ..outcomes import outcome_of, outcome_of_error
+from ..retry import Action, Backoff, Decision, Service, classify, next_delay
+from . import Rejected, WriteResult
 
 log = logging.getLogger("trio_transcripts.sink")
-
-
-class ConfigError(ValueError):
-    """The InfluxDB settings do not say unambiguously where to write."""
 
 
 class Api(enum.Enum):
@@ -82,19 +80,23 @@ class InfluxSettings:
         v2 = [name for name in ("org", "bucket", "token") if getattr(self, name)]
         if self.database and v2:
             raise ConfigError(
-                f"InfluxDB settings are ambiguous: INFLUX_DATABASE (1.x) and "
-                f"{', '.join('INFLUX_' + n.upper() for n in v2)} (2.x) are both set; "
-                f"keep one set"
+                [
+                    f"InfluxDB settings are ambiguous: INFLUX_DATABASE (1.x) and "
+                    f"{', '.join('INFLUX_' + n.upper() for n in v2)} (2.x) are both set; "
+                    f"keep one set"
+                ]
             )
         if self.database:
             return Api.V1
         missing = [n for n in ("org", "bucket", "token") if not getattr(self, n)]
         if missing:
             raise ConfigError(
-                "InfluxDB settings are incomplete: set INFLUX_DATABASE for 1.x, or "
-                "INFLUX_ORG, INFLUX_BUCKET and INFLUX_TOKEN for 2.x (missing: "
-                + ", ".join("INFLUX_" + n.upper() for n in missing)
-                + ")"
+                [
+                    "InfluxDB settings are incomplete: set INFLUX_DATABASE for 1.x, or "
+                    "INFLUX_ORG, INFLUX_BUCKET and INFLUX_TOKEN for 2.x (missing: "
+                    + ", ".join("INFLUX_" + n.upper() for n in missing)
+                    + ")"
+                ]
             )
         return Api.V2
 
@@ -106,22 +108,6 @@ class InfluxSettings:
             else f"org {self.org!r}, bucket {self.bucket!r}"
         )
         return f"InfluxDB {api.value} at {self.url}, {where}"
-
-
-class _Verdict(enum.Enum):
-    OK = "ok"
-    REJECTED = "rejected"
-    TOO_LARGE = "too large"
-    DATABASE_MISSING = "database missing"
-    FATAL = "fatal"
-    RETRY = "retry"
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    verdict: _Verdict
-    detail: str
-    retry_after: float | None = None
 
 
 @dataclass(slots=True)
@@ -142,14 +128,13 @@ class InfluxSink:
     def __init__(
         self,
         settings: InfluxSettings,
-        dead_letter: DeadLetter,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         self.api = settings.api()
-        self.dead_letter = dead_letter
+        self._service = Service.INFLUX_V1 if self.api is Api.V1 else Service.INFLUX_V2
         self.stats = SinkStatistics()
         self._rng = rng or random.Random()
         auth = None
@@ -216,7 +201,7 @@ class InfluxSink:
         name = (self.settings.database or "").replace("\\", "\\\\").replace('"', '\\"')
         response = await self._client.post("/query", params={"q": f'CREATE DATABASE "{name}"'})
         if response.status_code in (401, 403):
-            raise FatalSinkError(self._auth_message(response))
+            raise FatalSinkError(self._auth_message(outcome_of(response).describe()))
         body = response.text
         if response.status_code != 200 or '"error"' in body:
             raise FatalSinkError(
@@ -235,8 +220,9 @@ class InfluxSink:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def write(self, utterances: Sequence[Utterance]) -> None:
+    async def write(self, utterances: Sequence[Utterance]) -> WriteResult:
         """Persist ``utterances`` in requests of at most ``max_points`` and ``max_bytes``."""
+        result = WriteResult()
         chunk: list[tuple[Utterance, bytes]] = []
         size = 0
         for u in utterances:
@@ -244,65 +230,61 @@ class InfluxSink:
             if chunk and (
                 len(chunk) >= self.settings.max_points or size + len(line) > self.settings.max_bytes
             ):
-                await self._deliver(chunk)
+                result += await self._deliver(chunk)
                 chunk, size = [], 0
             chunk.append((u, line))
             size += len(line)
         if chunk:
-            await self._deliver(chunk)
+            result += await self._deliver(chunk)
+        return result
 
-    async def _deliver(self, items: list[tuple[Utterance, bytes]]) -> None:
+    async def _deliver(self, items: list[tuple[Utterance, bytes]]) -> WriteResult:
         attempt = 0
         while True:
-            answer = await self._post(b"".join(line for _, line in items))
-            if answer.verdict is _Verdict.OK:
+            decision = await self._post(b"".join(line for _, line in items))
+            action = decision.action
+            if action is Action.DONE:
                 self.stats.persisted += len(items)
-                return
-            if answer.verdict in (_Verdict.REJECTED, _Verdict.TOO_LARGE):
+                return WriteResult(acknowledged=len(items))
+            if action is Action.SPLIT:
                 if len(items) == 1:
                     utterance = items[0][0]
                     log.error(
-                        "InfluxDB rejected utterance %s/%s: %s; set aside in %s",
+                        "InfluxDB rejected utterance %s/%s: %s",
                         utterance.conversation_id,
                         utterance.utterance_id,
-                        answer.detail,
-                        self.dead_letter.path,
+                        decision.detail,
                     )
-                    self.dead_letter.utterance(utterance, answer.detail, self.settings.schema)
                     self.stats.dead_lettered += 1
-                    return
+                    return WriteResult(rejected=(Rejected(utterance, decision.detail),))
                 self.stats.splits += 1
                 half = len(items) // 2
                 log.warning(
                     "InfluxDB refused a batch of %d (%s); splitting to isolate it",
                     len(items),
-                    answer.detail,
+                    decision.detail,
                 )
-                await self._deliver(items[:half])
-                await self._deliver(items[half:])
-                return
-            if answer.verdict is _Verdict.DATABASE_MISSING:
-                if self.api is Api.V1 and self.settings.create_database:
-                    log.warning("database %r missing; creating it", self.settings.database)
-                    await self._create_database()
-                    continue
-                raise FatalSinkError(answer.detail, [u for u, _ in items])
-            if answer.verdict is _Verdict.FATAL:
-                raise FatalSinkError(answer.detail, [u for u, _ in items])
-            delay = next_delay(attempt, answer.retry_after, self.settings.backoff, self._rng)
+                return await self._deliver(items[:half]) + await self._deliver(items[half:])
+            if action is Action.CREATE_DATABASE and self.settings.create_database:
+                log.warning("database %r missing; creating it", self.settings.database)
+                await self._create_database()
+                continue
+            if action is not Action.RETRY:
+                raise FatalSinkError(self._fatal_message(decision), [u for u, _ in items])
+            delay = next_delay(attempt, decision.retry_after_s, self.settings.backoff, self._rng)
             self.stats.retries += 1
             self.stats.last_retry_delay_s = delay
             log.warning(
                 "InfluxDB write of %d points failed (%s); retry %d in %.2f s",
                 len(items),
-                answer.detail,
+                decision.detail,
                 attempt + 1,
                 delay,
             )
             await trio.sleep(delay)
             attempt += 1
 
-    async def _post(self, body: bytes) -> _Answer:
+    async def _post(self, body: bytes) -> Decision:
         headers = {}
         if len(body) >= self.settings.gzip_threshold:
             body = gzip.compress(body, compresslevel=1)
@@ -315,52 +297,35 @@ class InfluxSink:
                 self._write_path, params=self._params, content=body, headers=headers
             )
         except httpx.TransportError as exc:
-            return _Answer(_Verdict.RETRY, f"{type(exc).__name__}: {exc or 'no detail'}")
+            return classify(self._service, outcome_of_error(exc), time.time())
         self.stats.last_latency_s = time.perf_counter() - started
-        return self._classify(response)
+        return classify(self._service, outcome_of(response), time.time())
 
-    def _classify(self, response: httpx.Response) -> _Answer:
-        status = response.status_code
-        text = response.text.strip()[:500]
-        if status in (200, 204):
-            return _Answer(_Verdict.OK, "")
-        if status == 413:
-            return _Answer(_Verdict.TOO_LARGE, f"HTTP 413 {text or 'request entity too large'}")
-        if status in (401, 403):
-            return _Answer(_Verdict.FATAL, self._auth_message(response))
-        if status == 404:
-            if self.api is Api.V1 and "database not found" in text:
-                return _Answer(
-                    _Verdict.DATABASE_MISSING,
-                    f"database {self.settings.database!r} not found on "
-                    f"{self.settings.url}; create it or allow creation",
-                )
+    def _fatal_message(self, decision: Decision) -> str:
+        """What to check, for an answer retrying cannot fix."""
+        detail = decision.detail
+        if detail.startswith(("HTTP 401", "HTTP 403")):
+            return self._auth_message(detail)
+        if decision.action is Action.CREATE_DATABASE:
+            return (
+                f"database {self.settings.database!r} not found on {self.settings.url}; "
+                f"create it or allow creation (no --no-create-database)"
+            )
+        if "database is required" in detail:
+            return "InfluxDB says a database is required: set INFLUX_DATABASE"
+        if detail.startswith("HTTP 404"):
             what = (
                 f"org {self.settings.org!r} or bucket {self.settings.bucket!r}"
                 if self.api is Api.V2
                 else "the /write endpoint"
             )
-            return _Answer(
-                _Verdict.FATAL,
-                f"InfluxDB at {self.settings.url} answered 404 for "
-                f"{what}: {text}; check INFLUX_URL, INFLUX_ORG and "
-                f"INFLUX_BUCKET",
+            return (
+                f"InfluxDB at {self.settings.url} answered 404 for {what}: {detail}; check "
+                f"INFLUX_URL, INFLUX_ORG and INFLUX_BUCKET"
             )
-        if status == 429 or status >= 500:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
-            return _Answer(_Verdict.RETRY, f"HTTP {status} {text}".strip(), retry_after)
-        if status in (400, 422):
-            if self.api is Api.V1 and "database is required" in text:
-                return _Answer(
-                    _Verdict.FATAL, "InfluxDB says a database is required: set INFLUX_DATABASE"
-                )
-            return _Answer(_Verdict.REJECTED, f"HTTP {status} {text}")
-        return _Answer(
-            _Verdict.FATAL,
-            f"InfluxDB at {self.settings.url} answered an unexpected HTTP {status}: {text}",
-        )
+        return f"InfluxDB at {self.settings.url} answered an unexpected {detail}"
 
-    def _auth_message(self, response: httpx.Response) -> str:
+    def _auth_message(self, detail: str) -> str:
         who = (
             f"user {self.settings.username!r}"
             if self.api is Api.V1 and self.settings.username
@@ -369,8 +334,7 @@ class InfluxSink:
             else "no credentials"
         )
         return (
-            f"InfluxDB at {self.settings.url} refused to let us write "
-            f"(HTTP {response.status_code} {response.text.strip()[:200]}) with {who}: "
+            f"InfluxDB at {self.settings.url} refused to let us write ({detail}) with {who}: "
             f"check INFLUX_TOKEN, or INFLUX_USERNAME and INFLUX_PASSWORD, and their "
             f"write permission"
         )

@@ -1,10 +1,13 @@
-"""Where frames come from: the Genesys Notifications API and the reference fragment stream.
+"""Where frames come from: the :class:`Source` protocol, gaps, and the two sources.
 
 A source owns its sockets (connect, read, reconnect) and nothing else: every frame it reads it
 parses and hands to ``emit(event, frame)``, awaiting it before reading the next one. That
 await is the backpressure path: while the worker's ring buffer is paused, ``emit`` blocks, the
 source stops reading, and TCP pushes back on the server. The raw ``frame`` travels with its
 event so that a malformed one can be set aside whole.
+
+Implementations: :mod:`.notifications` (Genesys Cloud) and :mod:`.fragment_stream` (the
+reference design's stream).
 """
 
 from __future__ import annotations
@@ -12,19 +15,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import trio
 import trio_websocket
 
-from ..model import Fragment, Malformed
-from ..wire.genesys import Transcription
+from ..errors import SourceError
+from ..model import Merge
+from ..router import SourceEvent
 from ..wire.instants import iso_of
 
-log = logging.getLogger("trio_transcripts.source")
+__all__ = ["Emit", "Gap", "GapLog", "Source", "SourceError", "SourceEvent"]
 
-SourceEvent = Transcription | Fragment | Malformed
+log = logging.getLogger("trio_transcripts.source")
 
 SOCKET_LOST = (
     trio_websocket.HandshakeError,
@@ -34,10 +39,6 @@ SOCKET_LOST = (
 )
 """What a lost or refused WebSocket raises: each is an ordinary reconnect."""
 Emit = Callable[[SourceEvent, str | bytes], Awaitable[None]]
-
-
-class SourceError(Exception):
-    """A source cannot go on: a configuration or permission problem retrying cannot fix."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,39 @@ class Gap:
     @property
     def duration_ms(self) -> int:
         return self.end_ms - self.start_ms
+
+
+class Source(Protocol):
+    """A stream of transcript events; the worker runs one (``worker.py``).
+
+    ``kind`` names it in logs and dead-letter records; ``merge`` says how its fragments
+    combine into utterances. ``run`` reads until cancelled, awaiting ``emit`` for each frame,
+    and calls ``task_status.started()`` once it is reading or retrying on its own; it raises
+    :class:`SourceError` when retrying cannot help. ``gaps`` lists the times it had no live
+    socket. ``waiting_for`` says what it still waits for before it can read (``None`` once
+    it reads), for the log line of a shutdown during startup.
+    """
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def merge(self) -> Merge: ...
+
+    @property
+    def gaps(self) -> Sequence[Gap]: ...
+
+    def waiting_for(self) -> str | None: ...
+
+    async def run(
+        self, emit: Emit, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None: ...
+
+    def add_conversation(self, conversation_id: str) -> None:
+        """Follow one more conversation; :class:`SourceError` where the source cannot."""
+
+    def remove_conversation(self, conversation_id: str) -> None:
+        """Stop following a conversation; :class:`SourceError` where the source cannot."""
 
 
 @dataclass

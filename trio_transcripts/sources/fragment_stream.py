@@ -16,9 +16,10 @@ import trio
 import trio_websocket
 
 from ..auth import TokenManager
+from ..model import Merge
 from ..retry import Backoff
 from ..wire.fragments import parse_fragment
-from . import SOCKET_LOST, Emit, GapLog, close_transport, queued_message
+from . import SOCKET_LOST, Emit, Gap, GapLog, SourceError, close_transport, queued_message
 
 log = logging.getLogger("trio_transcripts.source.fragments")
 
@@ -41,26 +42,42 @@ class FragmentStreamSettings:
 
 
 class FragmentStreamSource:
+    """Implements :class:`~trio_transcripts.sources.Source` for the fragment stream."""
+
+    kind = "fragments"
+    merge = Merge.APPEND
+
     def __init__(
         self,
         settings: FragmentStreamSettings,
         tokens: TokenManager | None,
-        emit: Emit,
         *,
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         self.tokens = tokens
-        self.emit = emit
         self.gap_log = GapLog("fragment stream")
         self.connects = 0
         self._rng = rng or random.Random()
 
     @property
-    def gaps(self) -> list[object]:
+    def gaps(self) -> list[Gap]:
         return list(self.gap_log.gaps)
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    def waiting_for(self) -> str | None:
+        return None if self.connects else f"the fragment stream at {self.settings.url}"
+
+    def add_conversation(self, conversation_id: str) -> None:
+        raise SourceError(
+            "conversations are added and removed on the Notifications source; the fragment "
+            "stream has a fixed URL"
+        )
+
+    remove_conversation = add_conversation
+
+    async def run(
+        self, emit: Emit, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         conversation = self.settings.default_conversation()
         task_status.started()
         attempt = 0
@@ -84,9 +101,7 @@ class FragmentStreamSource:
                             frame = queued_message(ws)
                             if frame is None:
                                 frame = await ws.get_message()
-                            await self.emit(
-                                parse_fragment(frame, conversation_id=conversation), frame
-                            )
+                            await emit(parse_fragment(frame, conversation_id=conversation), frame)
                     finally:
                         with trio.move_on_after(1, shield=True):
                             await ws.aclose(1001, "going away")

@@ -1,6 +1,7 @@
 """Genesys Cloud Notifications: channels, subscriptions, discovery, liveness, reconnects.
 
-The facts are in ``shared/genesys-api.md`` §3-4. What this module does with them:
+The platform's rules (Genesys Cloud's Notifications API guide and the SDKs' channel and
+subscription models) and what this module does with them:
 
 * Topics (``v2.conversations.{id}.transcription`` per conversation, plus
   ``v2.routing.queues.{id}.conversations`` per watched queue) are packed into *slots* of at most
@@ -45,8 +46,9 @@ import trio
 import trio_websocket
 
 from ..auth import TokenManager
-from ..model import Ignored, Malformed
-from ..retry import Backoff, next_delay, parse_retry_after
+from ..model import Ignored, Malformed, Merge
+from ..outcomes import outcome_of, outcome_of_error
+from ..retry import Action, Backoff, Service, classify, next_delay
 from ..wire.genesys import (
     ChannelGone,
     QueueConversation,
@@ -58,7 +60,7 @@ from ..wire.genesys import (
     queue_conversations_topic,
     transcription_topic,
 )
-from . import SOCKET_LOST, Emit, GapLog, SourceError, close_transport, queued_message
+from . import SOCKET_LOST, Emit, Gap, GapLog, SourceError, close_transport, queued_message
 
 log = logging.getLogger("trio_transcripts.source.notifications")
 
@@ -130,18 +132,21 @@ class _Slot:
 
 
 class NotificationsSource:
+    """Implements :class:`~trio_transcripts.sources.Source` for Genesys Notifications."""
+
+    kind = "notifications"
+    merge = Merge.REVISE
+
     def __init__(
         self,
         settings: NotificationsSettings,
         tokens: TokenManager,
-        emit: Emit,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         self.tokens = tokens
-        self.emit = emit
         self.stats = NotificationsStatistics()
         self._rng = rng or random.Random()
         self._client = httpx.AsyncClient(
@@ -152,10 +157,16 @@ class NotificationsSource:
         self._slots: list[_Slot] = []
         self._nursery: trio.Nursery | None = None
         self._changed = trio.Event()
+        self._emit: Emit | None = None
 
     @property
-    def gaps(self) -> list[object]:
+    def gaps(self) -> list[Gap]:
         return [gap for slot in self._slots for gap in slot.gaps.gaps]
+
+    def waiting_for(self) -> str | None:
+        if self.stats.connects:
+            return None
+        return f"a notification channel and its socket from {self.settings.api_url}"
 
     def _count(self, name: str) -> None:
         setattr(self.stats, name, getattr(self.stats, name) + 1)
@@ -170,8 +181,11 @@ class NotificationsSource:
     def conversations(self) -> set[str]:
         return {c for slot in self._slots for c in slot.conversations()}
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, emit: Emit, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Run every channel until cancelled. Raises :class:`SourceError` when refused."""
+        self._emit = emit
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -270,31 +284,24 @@ class NotificationsSource:
         attempt = 0
         while True:
             token = await self.tokens.get()
-            problem: str
-            retry_after: float | None = None
             try:
                 response = await self._client.request(
                     method, path, json=json, headers={"Authorization": f"Bearer {token}"}
                 )
             except httpx.TransportError as exc:
-                problem = f"{type(exc).__name__}: {exc or 'no detail'}"
+                decision = classify(Service.GENESYS_API, outcome_of_error(exc), time.time())
             else:
-                status = response.status_code
-                if status < 400 or status == 404:
+                decision = classify(Service.GENESYS_API, outcome_of(response), time.time())
+                if decision.action is Action.DONE:
                     return response
-                problem = f"HTTP {status} {response.text.strip()[:200]}"
-                if status == 401:
-                    self.tokens.invalidate(token)
-                elif status == 429:
-                    retry_after = parse_retry_after(
-                        response.headers.get("Retry-After"), time.time()
-                    )
-                elif status < 500:
-                    raise SourceError(
-                        f"Genesys API {method} {self.settings.api_url}{path} failed: {problem}"
-                    )
-            delay = next_delay(attempt, retry_after, self.settings.backoff, self._rng)
-            log.warning("%s %s failed (%s); retry in %.2f s", method, path, problem, delay)
+            if decision.action is Action.RENEW_TOKEN:
+                self.tokens.invalidate(token)
+            elif decision.action is Action.FATAL:
+                raise SourceError(
+                    f"Genesys API {method} {self.settings.api_url}{path} failed: {decision.detail}"
+                )
+            delay = next_delay(attempt, decision.retry_after_s, self.settings.backoff, self._rng)
+            log.warning("%s %s failed (%s); retry in %.2f s", method, path, decision.detail, delay)
             await trio.sleep(delay)
             attempt += 1
 
@@ -451,6 +458,8 @@ class NotificationsSource:
     ) -> str:
         """Read until the socket ends; say why: ``closed``, ``dead``, ``gone``, ``replaced``."""
         superseded_at: float | None = None
+        emit = self._emit
+        assert emit is not None, "run() sets it before any socket opens"
         try:
             while True:
                 message = queued_message(ws)
@@ -460,11 +469,11 @@ class NotificationsSource:
                         return "replaced" if superseded_at is not None else "dead"
                 event = parse_notification(message)
                 if isinstance(event, Transcription):
-                    await self.emit(event, message)
+                    await emit(event, message)
                     if event.session_ended:
                         self.remove_conversation(event.conversation_id)
                 elif isinstance(event, Malformed):
-                    await self.emit(event, message)
+                    await emit(event, message)
                 elif isinstance(event, SocketClosing):
                     self._count("socket_closings")
                     log.info("socket_closing on channel %s: opening a new socket first", channel.id)

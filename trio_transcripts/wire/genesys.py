@@ -3,7 +3,7 @@
 One WebSocket text frame is one envelope ``{"topicName": ..., "eventBody": ...}``, or a reply
 ``{"result": "200", "status": "subscribed"}`` to a request sent over the socket. The schema of
 ``v2.conversations.{id}.transcription`` is the SDKs' ``TranscriptionTopicTranscriptionMessage``
-(see ``shared/genesys-api.md`` §4), in which every field is optional.
+(``PureCloudPlatformClientV2``'s model of that name), in which every field is optional.
 
 Times: the platform gives offsets, not instants. We take
 ``start = sessionStartTimeMs + offsetMs`` and ``end = start + durationMs`` (falling back to

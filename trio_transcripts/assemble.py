@@ -1,0 +1,89 @@
+"""From a :class:`~trio_transcripts.config.Config` to a :class:`~trio_transcripts.worker.Worker`.
+
+The one place that decides which parts a configuration means: the token manager (Genesys
+credentials), the source (the fragment stream when ``GENESYS_STREAM_URL`` is set, else the
+Notifications API), the sink (InfluxDB when ``INFLUX_URL`` is set, else the line-protocol
+file; or the caller's own), the durable spool around it (``--spool``) and the dead-letter
+file. The worker itself only runs what it is given.
+"""
+
+from __future__ import annotations
+
+from .auth import Credentials, TokenManager
+from .config import Config
+from .errors import SourceError
+from .sinks import Sink
+from .sinks.deadletter import DeadLetters
+from .sinks.file import FileSink
+from .sinks.influx import InfluxSink
+from .sources import Source
+from .sources.fragment_stream import FragmentStreamSettings, FragmentStreamSource
+from .sources.notifications import NotificationsSettings, NotificationsSource
+from .spool import Spool, SpoolingSink
+from .worker import Worker, WorkerSettings
+
+
+def token_manager(config: Config) -> TokenManager | None:
+    """Genesys tokens, when the configuration has credentials (the fragment stream may not)."""
+    if not (config.client_id and config.client_secret and config.login_url):
+        return None
+    return TokenManager(Credentials(config.client_id, config.client_secret, config.login_url))
+
+
+def configured_source(config: Config, tokens: TokenManager | None) -> Source:
+    if config.stream_url:
+        conversation = config.conversation_ids[0] if config.conversation_ids else None
+        return FragmentStreamSource(FragmentStreamSettings(config.stream_url, conversation), tokens)
+    if tokens is None or not config.api_url:
+        raise SourceError(
+            "the Notifications source needs GENESYS_CLIENT_ID, GENESYS_CLIENT_SECRET and a "
+            "region or GENESYS_API_URL"
+        )
+    settings = NotificationsSettings(
+        config.api_url,
+        config.conversation_ids,
+        config.queue_ids,
+        heartbeat_timeout_s=config.heartbeat_timeout_s,
+    )
+    return NotificationsSource(settings, tokens)
+
+
+def configured_sink(config: Config) -> Sink:
+    """The configured store: InfluxDB, or the line-protocol file."""
+    if config.influx is not None:
+        return InfluxSink(config.influx)
+    return FileSink(config.output_path, config.schema)
+
+
+def spooled(config: Config, store: Sink) -> Sink:
+    """``store`` behind the durable spool when ``--spool`` is set."""
+    if config.spool_dir is None:
+        return store
+    spool = Spool(config.spool_dir, max_bytes=config.spool_max_bytes)
+    return SpoolingSink(store, spool, spool_after_s=config.spool_after_s)
+
+
+def worker_settings(config: Config) -> WorkerSettings:
+    return WorkerSettings(
+        buffer_capacity=config.buffer_capacity,
+        high_water=config.high_water,
+        low_water=config.low_water,
+        batch_size=config.batch_size,
+        batch_wait_ms=config.batch_wait_ms,
+        idle_timeout_ms=config.idle_timeout_ms,
+        shutdown_timeout_s=config.shutdown_timeout_s,
+        status_interval_s=config.status_interval_s,
+    )
+
+
+def assemble(config: Config, *, store: Sink | None = None) -> Worker:
+    """The worker ``config`` describes; ``store`` replaces the configured sink (the spool,
+    when configured, still goes around it)."""
+    tokens = token_manager(config)
+    return Worker(
+        source=configured_source(config, tokens),
+        sink=spooled(config, store if store is not None else configured_sink(config)),
+        dead_letters=DeadLetters(config.dead_letter_path, schema=config.schema),
+        tokens=tokens,
+        settings=worker_settings(config),
+    )

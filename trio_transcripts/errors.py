@@ -1,0 +1,47 @@
+"""The errors that end a run: one base class, so the CLI and the worker catch them by name.
+
+A :class:`FatalError` means retrying cannot help: the message says what was refused, by
+whom, and which setting to check. Everything transient (a dropped socket, a 503, a database
+restarting) is retried where it happens and never surfaces as one of these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .model import Utterance
+
+
+class FatalError(Exception):
+    """A run cannot go on; the message says what to change."""
+
+
+class ConfigError(FatalError):
+    """Settings that are missing, invalid or ambiguous; ``problems`` lists each, with an
+    example of a valid value. Secrets are never part of the text."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+class AuthError(FatalError):
+    """The Genesys login host refused our credentials."""
+
+
+class SourceError(FatalError):
+    """A source cannot go on: a permission or a setting that retrying cannot fix."""
+
+
+class FatalSinkError(FatalError):
+    """The sink cannot go on (bad credentials, a missing bucket, a failing disk).
+
+    ``unwritten`` holds the utterances of the batch being written, so the caller sets them
+    aside (the dead-letter file) rather than losing them.
+    """
+
+    def __init__(self, message: str, unwritten: Sequence[Utterance] = ()) -> None:
+        super().__init__(message)
+        self.unwritten = list(unwritten)

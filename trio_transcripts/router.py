@@ -1,0 +1,115 @@
+"""The per-event rules: what the worker does with each thing a source hands it. Pure.
+
+A source delivers one parsed event per frame (a Genesys transcription message, one fragment
+of the fragment stream, or a malformed frame). :class:`Router` feeds the fragments to the
+coalescer and turns everything into *actions* for the worker to carry out: put an utterance
+in the ring, set a frame or a fragment aside in the dead-letter file. It keeps the counts
+of what it saw. No Trio, no I/O: the rules are tested as plain function calls
+(``tests/test_router.py``), and the worker (``worker.py``) only moves data.
+
+The rules:
+
+* a malformed frame: set aside whole, with the parser's reason;
+* a transcription message with unreadable transcripts: the frame is set aside once per
+  problem, the readable transcripts of the same message are used;
+* a re-delivered final (a reconnect, an overlap of two sockets): counted and ignored;
+* text appended to an utterance that was already final (fragment stream): set aside, since it
+  would otherwise vanish;
+* a transcription session that ended: its pending utterances are flushed as partials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .coalesce import Coalescer, Duplicate
+from .model import Fragment, Malformed, Merge, Utterance
+from .wire.genesys import Transcription
+
+SourceEvent = Transcription | Fragment | Malformed
+"""What a source hands the worker for each frame it read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueue:
+    utterance: Utterance
+
+
+@dataclass(frozen=True, slots=True)
+class SetAsideFrame:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetAsideFragment:
+    fragment: Fragment
+    reason: str
+
+
+Action = Enqueue | SetAsideFrame | SetAsideFragment
+
+
+@dataclass(slots=True)
+class RouterCounts:
+    frames: int = 0
+    malformed: int = 0
+    transcript_problems: int = 0
+    fragments: int = 0
+    duplicates: int = 0
+    finals: int = 0
+    partials: int = 0
+
+
+class Router:
+    """Events in, actions out; see the module docstring for the rules."""
+
+    def __init__(self, coalescer: Coalescer) -> None:
+        self.coalescer = coalescer
+        self.counts = RouterCounts()
+
+    def route(self, event: SourceEvent, now_ms: int) -> list[Action]:
+        counts = self.counts
+        counts.frames += 1
+        if isinstance(event, Malformed):
+            counts.malformed += 1
+            return [SetAsideFrame(event.reason)]
+        actions: list[Action] = []
+        fragments: Sequence[Fragment]
+        if isinstance(event, Transcription):
+            for problem in event.problems:
+                counts.transcript_problems += 1
+                actions.append(SetAsideFrame(problem))
+            fragments = event.fragments
+        else:
+            fragments = (event,)
+        for fragment in fragments:
+            counts.fragments += 1
+            for result in self.coalescer.feed(fragment, now_ms):
+                if isinstance(result, Duplicate):
+                    counts.duplicates += 1
+                    if self.coalescer.merge is Merge.APPEND and not result.fragment.is_final:
+                        actions.append(SetAsideFragment(result.fragment, result.reason))
+                else:
+                    actions.append(self._enqueue(result))
+        if isinstance(event, Transcription) and event.session_ended:
+            actions.extend(self._partials(self.coalescer.flush(event.conversation_id)))
+        return actions
+
+    def expire(self, now_ms: int) -> list[Enqueue]:
+        """Utterances idle past the coalescer's timeout, as partials."""
+        return self._partials(self.coalescer.expire(now_ms))
+
+    def flush(self) -> list[Enqueue]:
+        """Everything pending, as partials (shutdown)."""
+        return self._partials(self.coalescer.flush())
+
+    def _partials(self, utterances: list[Utterance]) -> list[Enqueue]:
+        return [self._enqueue(u) for u in utterances]
+
+    def _enqueue(self, utterance: Utterance) -> Enqueue:
+        if utterance.final:
+            self.counts.finals += 1
+        else:
+            self.counts.partials += 1
+        return Enqueue(utterance)

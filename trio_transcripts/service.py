@@ -1,0 +1,143 @@
+"""``python -m trio_transcripts run``: the worker as a service, under SIGINT and SIGTERM.
+
+The first signal starts the ordered shutdown (at any moment, startup included); a second
+SIGINT skips the wait for the sink and dead-letters what is left. Also the flags the worker
+shares with ``demo``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import trio
+
+from .assemble import assemble
+from .config import load_config
+from .lineproto import Schema
+from .worker import Worker
+
+log = logging.getLogger("trio_transcripts")
+
+OVERRIDES = {
+    "--conversation-id": "CONVERSATION_ID",
+    "--queue-id": "GENESYS_QUEUE_ID",
+    "--region": "GENESYS_REGION",
+    "--stream-url": "GENESYS_STREAM_URL",
+    "--influx-url": "INFLUX_URL",
+    "--influx-database": "INFLUX_DATABASE",
+    "--influx-org": "INFLUX_ORG",
+    "--influx-bucket": "INFLUX_BUCKET",
+}
+
+
+def add_worker_flags(parser: argparse.ArgumentParser) -> None:
+    """Paths, buffer, batch, spool and schema flags: the worker's, for ``run`` and ``demo``."""
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path("transcripts.lp"),
+        help="file sink path when INFLUX_URL is not set (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--dead-letter",
+        type=Path,
+        default=Path("deadletter.jsonl"),
+        help="where rejected and unflushable data goes (default: %(default)s)",
+    )
+    parser.add_argument("--shutdown-timeout", type=float, default=30.0, metavar="SECONDS")
+    parser.add_argument("--buffer-capacity", type=int, default=10_000)
+    parser.add_argument("--batch-size", type=int, default=5_000)
+    parser.add_argument("--batch-wait-ms", type=int, default=100)
+    parser.add_argument("--status-interval", type=float, default=10.0, metavar="SECONDS")
+    parser.add_argument(
+        "--spool",
+        type=Path,
+        metavar="DIR",
+        help="keep batches the sink cannot take on disk here (fsynced) and replay them",
+    )
+    parser.add_argument("--spool-max-mb", type=int, default=1024)
+    parser.add_argument(
+        "--spool-after",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how long a batch may wait on the sink before it is spooled",
+    )
+    parser.add_argument(
+        "--utterance-id-as-tag",
+        action="store_true",
+        help="the reference design's layout: one series per utterance (risky "
+        "on InfluxDB 1.x: max-series-per-database)",
+    )
+
+
+def tuning(args: argparse.Namespace) -> dict[str, object]:
+    """The :class:`~trio_transcripts.config.Config` fields the worker flags set."""
+    return {
+        "output_path": args.output,
+        "dead_letter_path": args.dead_letter,
+        "shutdown_timeout_s": args.shutdown_timeout,
+        "buffer_capacity": args.buffer_capacity,
+        "batch_size": args.batch_size,
+        "batch_wait_ms": args.batch_wait_ms,
+        "status_interval_s": args.status_interval,
+        "schema": Schema(utterance_id_as_tag=args.utterance_id_as_tag),
+        "spool_dir": args.spool,
+        "spool_max_bytes": args.spool_max_mb << 20,
+        "spool_after_s": args.spool_after,
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Read transcripts from Genesys Cloud and persist them. Settings come from the "
+        "environment and .env (see README)."
+    )
+    add_worker_flags(parser)
+    for flag, var in OVERRIDES.items():
+        parser.add_argument(flag, dest=var, help=f"overrides {var}")
+    parser.add_argument("--env-file", type=Path, default=Path(".env"))
+    parser.add_argument(
+        "--no-create-database",
+        action="store_true",
+        help="InfluxDB 1.x: fail instead of creating a missing database",
+    )
+
+
+async def watch_signals(worker: Worker) -> None:
+    """SIGINT/SIGTERM: the ordered shutdown; a second SIGINT: hurry."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            if worker.stopping and signum == signal.SIGINT:
+                log.warning("second SIGINT: not waiting for the sink; dead-lettering the rest")
+                worker.hurry()
+            else:
+                log.warning("%s: shutting down in order", signal.Signals(signum).name)
+                worker.stop()
+
+
+async def run_until_signalled(worker: Worker) -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watch_signals, worker)
+        try:
+            await worker.run()
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+def main(args: argparse.Namespace) -> int:
+    overrides = {var: getattr(args, var) for var in OVERRIDES.values()}
+    config = load_config(overrides, env_file=args.env_file, tuning=tuning(args))
+    if args.no_create_database and config.influx is not None:
+        config = dataclasses.replace(
+            config, influx=dataclasses.replace(config.influx, create_database=False)
+        )
+    worker = assemble(config)
+    trio.run(run_until_signalled, worker)
+    print(f"account: {worker.account.summary()}", file=sys.stderr)
+    return 0

@@ -1,0 +1,175 @@
+"""The simulator's dispatcher: the frames of every call, paced, with the stream's faults.
+
+One task sends the frames of all calls in an interleaved order, each only to the sockets
+subscribed to its topic (``channel.metadata`` and ``v2.system.*`` need none). A frame that no
+socket can take waits (up to ``subscribe_wait_s``, then it is skipped and logged); a frame a
+socket failed to take (dropped, too slow) is sent again on the next one. So every final in the
+truth file was sent at least once; the platform itself would not resend, and the worker logs
+and counts each gap it sees either way. A truth record is written when a final first goes out.
+
+Faults in the stream: a final sent twice, an invalid-JSON frame or a 2 MiB frame every N
+frames, a drop every N frames on a socket, and ``v2.system.socket_closing`` after N frames.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TextIO
+
+import trio
+
+from .calls import Call, SimFrame, fragment_frames, genesys_frames, interleave, truth_record
+from .config import SimConfig, SimStats
+from .sockets import SocketHub
+
+log = logging.getLogger("trio_transcripts.simulator")
+
+MALFORMED = '{"topicName": "v2.conversations.x'
+OVERSIZED = json.dumps({"topicName": "channel.metadata", "eventBody": {"pad": "x" * (2 << 20)}})
+SOCKET_CLOSING = json.dumps(
+    {
+        "topicName": "v2.system.socket_closing",
+        "eventBody": {
+            "message": "Maintenance: reconnect within one minute",
+            "systemTopicType": None,
+        },
+    }
+)
+
+
+class Dispatcher:
+    def __init__(
+        self, config: SimConfig, stats: SimStats, calls: list[Call], hub: SocketHub
+    ) -> None:
+        self.config = config
+        self.stats = stats
+        self.calls = calls
+        self.hub = hub
+        self.faults = config.faults
+        self.truth: list[dict[str, object]] = []
+        self.truth_file: TextIO | None = None
+        self.done = trio.Event()
+        self._sent_finals: set[tuple[str, str]] = set()
+
+    def frames(self) -> Iterator[SimFrame]:
+        """Every frame to send, in order (a replay file's, or the calls' interleaved)."""
+        rng = random.Random(self.config.seed + 1)
+        if self.config.replay_path is not None:
+            yield from replay_frames(self.config.replay_path)
+            return
+        make = fragment_frames if self.config.source == "fragments" else genesys_frames
+        streams = [self._call_frames(call, make, rng) for call in self.calls]
+        yield from interleave(streams, rng)
+
+    def _call_frames(
+        self,
+        call: Call,
+        make: Callable[[Call, random.Random], Iterator[SimFrame]],
+        rng: random.Random,
+    ) -> Iterator[SimFrame]:
+        if self.config.queue_id and self.config.source == "notifications":
+            topic = f"v2.routing.queues.{self.config.queue_id}.conversations"
+            body = {"id": call.conversation_id, "participants": []}
+            yield SimFrame(
+                topic, json.dumps({"topicName": topic, "eventBody": body}), call.conversation_id
+            )
+        yield from make(call, random.Random(rng.random()))
+
+    async def run(self, nursery: trio.Nursery) -> None:
+        interval = 1.0 / self.config.rate if self.config.rate > 0 else 0.0
+        next_at = trio.current_time()
+        sent = 0
+        faults = self.faults
+        for frame in self.frames():
+            if interval:
+                next_at = max(next_at + interval, trio.current_time() - 1.0)
+                await trio.sleep_until(next_at)
+            if not await self.deliver(frame):
+                continue
+            sent += 1
+            if frame.final is not None and faults.duplicate_finals:
+                await self.deliver(frame)
+            if faults.malformed_every and sent % faults.malformed_every == 0:
+                await self.deliver(SimFrame("", MALFORMED, ""))
+            if faults.oversized_every and sent % faults.oversized_every == 0:
+                await self.deliver(SimFrame("", OVERSIZED, ""))
+            if faults.socket_closing_after and sent == faults.socket_closing_after:
+                nursery.start_soon(self._socket_closing)
+        self.done.set()
+
+    async def deliver(self, frame: SimFrame) -> bool:
+        """Send ``frame`` to every socket that should get it; wait, resend, or skip."""
+        deadline = trio.current_time() + self.config.subscribe_wait_s
+        while True:
+            targets = self.hub.targets(frame)
+            if not targets:
+                with trio.move_on_at(deadline):
+                    await self.hub.wait_changed()
+                    continue
+                self.stats.frames_skipped += 1
+                log.warning(
+                    "no subscribed socket for %s within %.0f s; frame skipped",
+                    frame.topic or "the fragment stream",
+                    self.config.subscribe_wait_s,
+                )
+                return False
+            delivered = False
+            for sock in targets:
+                if await self.hub.send(sock, frame.text):
+                    delivered = True
+                    sock.frames += 1
+                    if self.faults.drop_every and sock.frames % self.faults.drop_every == 0:
+                        await self.hub.drop(sock)
+            if delivered:
+                self.stats.frames_sent += 1
+                if frame.final is not None:
+                    self._record_final(frame)
+                return True
+            self.stats.resent += 1
+
+    def _record_final(self, frame: SimFrame) -> None:
+        u = frame.final
+        assert u is not None
+        key = (u.conversation_id, u.utterance_id)
+        if key in self._sent_finals:
+            return
+        self._sent_finals.add(key)
+        self.stats.finals_sent += 1
+        call = next(c for c in self.calls if c.conversation_id == u.conversation_id)
+        record = truth_record(frame, call.session_start_ms)
+        record["sentAt"] = time.time() * 1000  # for latency: final sent -> point acknowledged
+        self.truth.append(record)
+        if self.truth_file is not None:
+            self.truth_file.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self.truth_file.flush()
+
+    async def _socket_closing(self) -> None:
+        sockets = list(self.hub.channel_sockets.values())
+        for sock in sockets:
+            await self.hub.send(sock, SOCKET_CLOSING)
+        await trio.sleep(self.faults.socket_closing_grace_s)
+        for sock in sockets:
+            if not sock.dead:
+                await self.hub.retire(sock)
+
+
+def replay_frames(path: Path) -> Iterator[SimFrame]:
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            text = line.rstrip("\n")
+            if not text:
+                continue
+            topic = ""
+            try:
+                value = json.loads(text)
+            except ValueError:
+                value = None
+            if isinstance(value, dict) and isinstance(value.get("topicName"), str):
+                topic = value["topicName"]
+            conversation = topic.split(".")[2] if topic.startswith("v2.conversations.") else ""
+            yield SimFrame(topic, text, conversation)
