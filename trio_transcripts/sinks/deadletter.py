@@ -129,8 +129,10 @@ class DeadLetters:
                 return
             data = "".join(line for _, line in batch).encode("utf-8")
             try:
-                # Not abandoned on cancellation: a record leaves memory only once on disk.
-                await trio.to_thread.run_sync(self._append, data)
+                # Shielded: a cancellation between taking the batch and the thread starting
+                # would lose it; a record leaves memory only once it is on disk.
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(self._append, data)
             except OSError as exc:
                 self._pending = batch + self._pending
                 raise FatalError(f"cannot write dead letters to {self.path}: {exc}") from exc
