@@ -198,3 +198,16 @@ async def test_replay_never_reads_a_record_still_being_appended(tmp_path: Path) 
         nursery.cancel_scope.cancel()
     assert sink.torn_records == 0, "a record in the middle of its append was read as torn"
     assert inner.taken == batch(2) + batch(3, 2)
+
+
+def test_a_replay_cut_short_resumes_after_the_acknowledged_records(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.append(batch(2))
+    spool.append(batch(3, 2))
+    (path,) = spool.files()
+    spool.acknowledge(path, 1)  # the store took the first record; then a crash or a fatal error
+    again = Spool(tmp_path)
+    assert again.read(path).records == [batch(3, 2)]
+    assert again.pending() == 3
+    again.remove(path)
+    assert list(tmp_path.iterdir()) == []

@@ -8,9 +8,12 @@ every record in it; on the next start, whatever a crash left behind is replayed 
 Replays are safe because timestamps are idempotent: a record written twice is one point.
 
 Records: ``b"TTSP"``, payload length and CRC-32 (little-endian u32s), then the payload, a JSON
-array of utterances. Reading stops at the first record that is short (torn by a crash in the
-middle of a write) or fails its checksum; the records before it are replayed, the rest of the
-file is moved to ``<file>.torn`` and reported, never silently dropped.
+array of utterances. Beside ``spool-N.log``, ``spool-N.acked`` says how many of its first
+records the store has taken (written, fsynced and renamed after each), so a replay cut short
+by a crash or a fatal error resumes after them. Reading stops at the first record that is
+short (torn by a crash in the middle of a write) or fails its checksum; the records before it
+are replayed, the rest of the file is moved to ``<file>.torn`` and reported, never silently
+dropped.
 
 When the spool reaches ``max_bytes``, or a write fails (a full disk), the partial record is cut
 off again (no corruption) and the batch goes to the sink directly, which blocks while it
@@ -150,7 +153,8 @@ class Spool:
             self._current = None
 
     def read(self, path: Path) -> SpoolFileContents:
-        """The records of ``path``; a torn or corrupt tail is moved to ``<path>.torn``."""
+        """The records of ``path`` not yet acknowledged (see :meth:`acknowledge`); a torn or
+        corrupt tail is moved to ``<path>.torn``."""
         data = path.read_bytes()
         records, whole, problem = decode_records(data)
         if problem is not None:
@@ -167,11 +171,39 @@ class Spool:
                 len(data) - whole,
                 torn,
             )
-        return SpoolFileContents(records, problem)
+        return SpoolFileContents(records[self.acknowledged(path) :], problem)
+
+    def acknowledged(self, path: Path) -> int:
+        """How many of the first records of ``path`` the store has taken."""
+        try:
+            return int(path.with_suffix(".acked").read_text(encoding="ascii"))
+        except FileNotFoundError:
+            return 0
+
+    def acknowledge(self, path: Path, records: int) -> None:
+        """Note durably that the first ``records`` records of ``path`` were taken, so a crash
+        or a fatal error part-way through a file does not count (or replay) them again."""
+        marker = path.with_suffix(".acked")
+        partial = marker.with_suffix(".acked-new")
+        with open(partial, "w", encoding="ascii") as f:
+            f.write(str(records))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, marker)
+        _fsync_directory(self.directory)
+
+    def pending(self) -> int:
+        """Utterances in records not yet acknowledged, over every file."""
+        return sum(len(record) for path in self.files() for record in self._unread(path))
+
+    def _unread(self, path: Path) -> list[list[Utterance]]:
+        records, _, _ = decode_records(path.read_bytes())
+        return records[self.acknowledged(path) :]
 
     def remove(self, path: Path) -> None:
         self.seal(path)
         path.unlink()
+        path.with_suffix(".acked").unlink(missing_ok=True)
         _fsync_directory(self.directory)
 
 
@@ -194,8 +226,9 @@ class SpoolingSink:
         self.torn_records = 0
         self._backlog = trio.Event()
         self._emptied = trio.Event()
-        # Appends and reads run in threads: without this, the replay could read (and set
-        # aside as torn) a record the writer is still appending.
+        # Appends, reads and removals run in threads: without this, the replay could read
+        # (and set aside as torn) a record the writer is still appending, or remove a file
+        # an append is sizing.
         self._files = trio.Lock()
 
     async def wait_empty(self) -> None:
@@ -258,9 +291,17 @@ class SpoolingSink:
                 contents = await trio.to_thread.run_sync(self.spool.read, path)
             if contents.problem is not None:
                 self.torn_records += 1
+            done = await trio.to_thread.run_sync(self.spool.acknowledged, path)
             for record in contents.records:
-                report(await self.inner.write(record))  # retries while the sink is down
-            await trio.to_thread.run_sync(self.spool.remove, path)
+                result = await self.inner.write(record)  # retries while the sink is down
+                done += 1
+                # Shielded: once the store took a record, its marker must be written before
+                # it is reported, whatever is cancelled meanwhile.
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(self.spool.acknowledge, path, done)
+                report(result)
+            async with self._files:  # an append in its thread lists and sizes the files
+                await trio.to_thread.run_sync(self.spool.remove, path)
             self._emptied.set()
             self._emptied = trio.Event()
             log.info(

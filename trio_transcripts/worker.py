@@ -47,7 +47,7 @@ from .coalesce import Coalescer
 from .errors import FatalError, FatalSinkError
 from .model import Utterance
 from .ring import RingFull
-from .router import Enqueue, Router, SetAsideFrame, SourceEvent
+from .router import Action, Enqueue, Router, SetAsideFragment, SetAsideFrame, SourceEvent
 from .sinks import Sink, WriteResult
 from .sinks.deadletter import DeadLetters, fragment_line, frame_line
 from .sources import Source
@@ -216,29 +216,46 @@ class Worker:
     # --- the data path ----------------------------------------------------------------
 
     async def _on_event(self, event: SourceEvent, frame: str | bytes) -> None:
-        for action in self.router.route(event, now_ms()):
-            if isinstance(action, Enqueue):
-                await self.queue.put(action.utterance)
-            elif isinstance(action, SetAsideFrame):
-                log.warning(
-                    "%s frame set aside in %s: %s",
-                    self.source.kind,
-                    self.dead_letters.path,
-                    action.reason,
-                )
-                await self.dead_letters.put(
-                    "frame", frame_line(frame, action.reason, self.source.kind)
-                )
-            else:
-                log.warning(
-                    "fragment of %s/%s set aside in %s: %s",
-                    action.fragment.conversation_id,
-                    action.fragment.utterance_id,
-                    self.dead_letters.path,
-                    action.reason,
-                )
-                line = fragment_line(action.fragment, action.reason)
-                await self.dead_letters.put("fragment", line)
+        await self._carry_out(self.router.route(event, now_ms()), frame)
+
+    async def _carry_out(self, actions: Sequence[Action], frame: str | bytes = "") -> None:
+        """Do what the router said. The router has already let go of what its actions
+        carry (a final left the coalescer), so a cancellation (shutdown) part-way must not
+        drop the rest: they are carried out at once, without waiting for room."""
+        for i, action in enumerate(actions):
+            try:
+                if isinstance(action, Enqueue):
+                    await self.queue.put(action.utterance)
+                else:
+                    await self.dead_letters.put(*self._set_aside(action, frame))
+            except trio.Cancelled:
+                for rest in actions[i:]:
+                    if isinstance(rest, Enqueue):
+                        self._enqueue_now(rest.utterance)
+                    else:
+                        self.dead_letters.put_nowait(*self._set_aside(rest, frame))
+                raise
+
+    def _set_aside(
+        self, action: SetAsideFrame | SetAsideFragment, frame: str | bytes
+    ) -> tuple[str, str]:
+        """The log line and dead-letter record of a frame or fragment set aside."""
+        if isinstance(action, SetAsideFrame):
+            log.warning(
+                "%s frame set aside in %s: %s",
+                self.source.kind,
+                self.dead_letters.path,
+                action.reason,
+            )
+            return "frame", frame_line(frame, action.reason, self.source.kind)
+        log.warning(
+            "fragment of %s/%s set aside in %s: %s",
+            action.fragment.conversation_id,
+            action.fragment.utterance_id,
+            self.dead_letters.path,
+            action.reason,
+        )
+        return "fragment", fragment_line(action.fragment, action.reason)
 
     def _enqueue_now(self, utterance: Utterance) -> None:
         """Shutdown path: into the ring without waiting; if it is truly full, dead-letter."""
@@ -332,15 +349,15 @@ class Worker:
     async def _sweeper(self) -> None:
         while True:
             await trio.sleep(1)
-            for action in self.router.expire(now_ms()):
-                partial_ = action.utterance
+            expired = self.router.expire(now_ms())
+            for action in expired:
                 log.info(
                     "utterance %s/%s idle for %d s: persisted as partial",
-                    partial_.conversation_id,
-                    partial_.utterance_id,
+                    action.utterance.conversation_id,
+                    action.utterance.utterance_id,
                     self.settings.idle_timeout_ms // 1000,
                 )
-                await self.queue.put(partial_)
+            await self._carry_out(expired)
 
     async def _status(self) -> None:
         last_frames, last_time = 0, trio.current_time()
