@@ -43,8 +43,8 @@ from .model import Merge, Utterance
 from .sinks import Sink, WriteResult
 from .sinks.deadletter import DeadLetters
 from .sinks.influx import InfluxSettings, InfluxSink
-from .sources import Emit, Gap, Source, SourceEvent, queued_message
-from .sources.notifications import NotificationsSettings
+from .sources import Emit, Gap, Source, SourceEvent
+from .sources._socket import SocketOptions, queued_message
 from .testing.influxd import InfluxdUnavailable, running_influxd
 from .wire.genesys import parse_notification
 from .worker import Worker
@@ -214,7 +214,7 @@ async def _ceiling(sim: _Simulator, duration: float) -> float:
         async with trio_websocket.open_websocket_url(
             channel["connectUri"],
             max_message_size=16 << 20,
-            message_queue_size=NotificationsSettings.message_queue_size,
+            message_queue_size=SocketOptions.message_queue_size,
         ) as ws:
             try:
                 while True:

@@ -12,7 +12,6 @@ reference design's stream).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import trio
-import trio_websocket
 
 from ..errors import SourceError
 from ..model import Merge
@@ -31,13 +29,6 @@ __all__ = ["Emit", "Gap", "GapLog", "Source", "SourceError", "SourceEvent"]
 
 log = logging.getLogger("trio_transcripts.source")
 
-SOCKET_LOST = (
-    trio_websocket.HandshakeError,
-    trio_websocket.ConnectionClosed,
-    OSError,
-    trio.BrokenResourceError,
-)
-"""What a lost or refused WebSocket raises: each is an ordinary reconnect."""
 Emit = Callable[[SourceEvent, str | bytes], Awaitable[None]]
 
 
@@ -116,39 +107,3 @@ class GapLog:
             len(conversations),
             ", ".join(conversations[:5]) + (" ..." if len(conversations) > 5 else ""),
         )
-
-
-async def close_transport(ws: object) -> None:
-    """Close the TCP stream under a finished trio-websocket connection.
-
-    trio-websocket 0.12.2 leaves it open when the peer vanished without a close frame (1006):
-    its ``_abort_web_socket`` never closes the stream, and ``aclose()`` then returns early.
-    Without this, every drop leaks a socket until garbage collection.
-    """
-    stream = getattr(ws, "_stream", None)
-    if isinstance(stream, trio.abc.AsyncResource):
-        with (
-            trio.CancelScope(shield=True),
-            contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError),
-        ):
-            await stream.aclose()
-
-
-def queued_message(ws: trio_websocket.WebSocketConnection) -> str | bytes | None:
-    """A message trio-websocket has already received, taken without waiting, else ``None``.
-
-    trio-websocket has no public ``get_message_nowait``: its reader task puts each message on
-    a memory channel (``_recv_channel`` in 0.12.2, the pinned version) that ``get_message``
-    awaits. Taking a queued message directly skips the watchdog's cancel scope and a trip
-    through the scheduler, about 10 us of the ~86 us a frame costs at full rate. Anything
-    else (nothing queued, the channel closed, another layout) gives ``None``, and the caller
-    takes the ordinary ``await ws.get_message()``, which raises the proper ConnectionClosed.
-    """
-    channel = getattr(ws, "_recv_channel", None)
-    if not isinstance(channel, trio.MemoryReceiveChannel):
-        return None
-    try:
-        message: str | bytes = channel.receive_nowait()
-    except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-        return None
-    return message

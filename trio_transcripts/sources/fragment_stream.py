@@ -1,8 +1,8 @@
 """The reference design's fragment stream: one JSON fragment per WebSocket frame.
 
 Connects to a configured URL with ``Authorization: Bearer <token>``, reads fragments and hands
-each to ``emit``; a 401 handshake renews the token; any close reconnects with capped, fully
-jittered backoff, and each gap is logged and counted.
+each to ``emit``; a 401 handshake renews the token; any end reconnects with capped, fully
+jittered backoff, and each gap is logged and counted. The socket itself is ``_socket.py``'s.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ import trio
 import trio_websocket
 
 from ..auth import TokenManager
+from ..channels import SocketEnd
 from ..model import Merge
 from ..retry import Backoff
 from ..wire.fragments import parse_fragment
-from . import SOCKET_LOST, Emit, Gap, GapLog, SourceError, close_transport, queued_message
+from . import Emit, Gap, GapLog, SourceError
+from ._socket import SocketOptions, queued_message, read_socket
 
 log = logging.getLogger("trio_transcripts.source.fragments")
 
@@ -28,10 +30,8 @@ log = logging.getLogger("trio_transcripts.source.fragments")
 class FragmentStreamSettings:
     url: str
     conversation_id: str | None = None
-    message_queue_size: int = 4
-    max_message_size: int = 16 << 20
+    socket: SocketOptions = SocketOptions(message_queue_size=4)
     backoff: Backoff = Backoff(base_s=0.5, cap_s=30.0)
-    connect_timeout_s: float = 10.0
 
     def default_conversation(self) -> str:
         """For fragments without ``conversationId``: the setting, the URL's, or ``unknown``."""
@@ -81,37 +81,33 @@ class FragmentStreamSource:
         conversation = self.settings.default_conversation()
         task_status.started()
         attempt = 0
+
+        def opened() -> None:
+            nonlocal attempt
+            self.connects += 1
+            self.gap_log.live((conversation,))
+            attempt = 0
+
+        async def read(ws: trio_websocket.WebSocketConnection) -> SocketEnd:
+            while True:
+                frame = queued_message(ws)
+                if frame is None:
+                    frame = await ws.get_message()
+                await emit(parse_fragment(frame, conversation_id=conversation), frame)
+
         while True:
             token = await self.tokens.get() if self.tokens is not None else None
             headers = [(b"Authorization", f"Bearer {token}".encode())] if token else []
-            try:
-                async with trio_websocket.open_websocket_url(
-                    self.settings.url,
-                    extra_headers=headers,
-                    message_queue_size=self.settings.message_queue_size,
-                    max_message_size=self.settings.max_message_size,
-                    connect_timeout=self.settings.connect_timeout_s,
-                    disconnect_timeout=5,
-                ) as ws:
-                    self.connects += 1
-                    self.gap_log.live((conversation,))
-                    attempt = 0
-                    try:
-                        while True:
-                            frame = queued_message(ws)
-                            if frame is None:
-                                frame = await ws.get_message()
-                            await emit(parse_fragment(frame, conversation_id=conversation), frame)
-                    finally:
-                        with trio.move_on_after(1, shield=True):
-                            await ws.aclose(1001, "going away")
-                        await close_transport(ws)
-            except trio_websocket.ConnectionRejected as exc:
-                log.warning("fragment stream handshake rejected: HTTP %d", exc.status_code)
-                if exc.status_code in (401, 403) and self.tokens is not None:
-                    self.tokens.invalidate(token)
-            except SOCKET_LOST as exc:
-                log.warning("fragment stream lost: %s", exc)
+            end = await read_socket(
+                self.settings.url,
+                self.settings.socket,
+                read,
+                where="fragment stream",
+                headers=headers,
+                opened=opened,
+            )
+            if end is SocketEnd.UNAUTHORIZED and self.tokens is not None:
+                self.tokens.invalidate(token)
             self.gap_log.lost()
             delay = self.settings.backoff.delay(attempt, self._rng)
             log.info("reconnecting to the fragment stream in %.2f s", delay)

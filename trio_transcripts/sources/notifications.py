@@ -29,6 +29,10 @@ subscription models) and what this module does with them:
   channel, resubscribed. A 401 handshake: the token is renewed first (channels are tied to
   the token that made them), then a new channel.
 * Reconnects use capped exponential backoff with full jitter. Every gap is logged and counted.
+
+Which slot a topic goes to, what a socket's end leads to, when to rotate, and what each
+subscription request is are decided by the pure planner in ``channels.py``; this module
+carries its decisions out, and the socket loop is ``_socket.py``'s.
 """
 
 from __future__ import annotations
@@ -40,12 +44,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 import httpx
 import trio
 import trio_websocket
 
 from ..auth import TokenManager
+from ..channels import (
+    ChannelCounters,
+    ChannelPlan,
+    Placement,
+    Slot,
+    SocketEnd,
+    Step,
+    rotate_at,
+    subscription_change,
+)
 from ..model import Ignored, Malformed, Merge
 from ..outcomes import outcome_of, outcome_of_error
 from ..retry import Action, Backoff, Service, classify, next_delay
@@ -60,7 +75,8 @@ from ..wire.genesys import (
     queue_conversations_topic,
     transcription_topic,
 )
-from . import SOCKET_LOST, Emit, Gap, GapLog, SourceError, close_transport, queued_message
+from . import Emit, Gap, GapLog, SourceError
+from ._socket import SocketOptions, queued_message, read_socket
 
 log = logging.getLogger("trio_transcripts.source.notifications")
 
@@ -78,24 +94,9 @@ class NotificationsSettings:
     rotate_before_s: float = 600.0
     old_socket_grace_s: float = 65.0
     max_topics_per_channel: int = 1000
-    message_queue_size: int = 64
-    max_message_size: int = 16 << 20
+    socket: SocketOptions = SocketOptions()
     backoff: Backoff = Backoff(base_s=0.5, cap_s=30.0)
     timeout_s: float = 10.0
-
-
-@dataclass
-class NotificationsStatistics:
-    channels_created: int = 0
-    connects: int = 0
-    reconnects: int = 0
-    dead_sockets: int = 0
-    socket_closings: int = 0
-    rotations: int = 0
-    channels_gone: int = 0
-    ignored: int = 0
-    discovered: int = 0
-    unsubscribed: int = 0
 
 
 class _ChannelLost(Exception):
@@ -114,9 +115,9 @@ class _Channel:
 
 
 @dataclass
-class _Slot:
-    index: int
-    topics: set[str] = field(default_factory=set)
+class _SlotTasks:
+    """The Trio side of a planned slot: its nursery, its gap log, a change signal."""
+
     changed: trio.Event = field(default_factory=trio.Event)
     gaps: GapLog = field(default_factory=lambda: GapLog("notifications"))
     nursery: trio.Nursery | None = None
@@ -124,11 +125,6 @@ class _Slot:
     def notify(self) -> None:
         self.changed.set()
         self.changed = trio.Event()
-
-    def conversations(self) -> tuple[str, ...]:
-        return tuple(
-            sorted(t.split(".")[2] for t in self.topics if t.startswith("v2.conversations."))
-        )
 
 
 class NotificationsSource:
@@ -147,39 +143,43 @@ class NotificationsSource:
     ) -> None:
         self.settings = settings
         self.tokens = tokens
-        self.stats = NotificationsStatistics()
+        self.plan = ChannelPlan(settings.max_topics_per_channel)
         self._rng = rng or random.Random()
         self._client = httpx.AsyncClient(
             base_url=settings.api_url.rstrip("/"),
             transport=transport,
             timeout=httpx.Timeout(settings.timeout_s),
         )
-        self._slots: list[_Slot] = []
+        self._tasks: dict[int, _SlotTasks] = {}
         self._nursery: trio.Nursery | None = None
         self._changed = trio.Event()
         self._emit: Emit | None = None
 
     @property
+    def stats(self) -> ChannelCounters:
+        return self.plan.counters
+
+    @property
     def gaps(self) -> list[Gap]:
-        return [gap for slot in self._slots for gap in slot.gaps.gaps]
+        return [gap for tasks in self._tasks.values() for gap in tasks.gaps.gaps]
 
     def waiting_for(self) -> str | None:
         if self.stats.connects:
             return None
         return f"a notification channel and its socket from {self.settings.api_url}"
 
-    def _count(self, name: str) -> None:
-        setattr(self.stats, name, getattr(self.stats, name) + 1)
+    def _counted(self) -> None:
+        """The planner's counters may have moved: wake :meth:`wait_for`."""
         self._changed.set()
         self._changed = trio.Event()
 
-    async def wait_for(self, predicate: Callable[[NotificationsStatistics], bool]) -> None:
+    async def wait_for(self, predicate: Callable[[ChannelCounters], bool]) -> None:
         """Wait until ``predicate(self.stats)`` holds (for status pages and tests)."""
         while not predicate(self.stats):
             await self._changed.wait()
 
     def conversations(self) -> set[str]:
-        return {c for slot in self._slots for c in slot.conversations()}
+        return self.plan.conversations()
 
     async def run(
         self, emit: Emit, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -189,13 +189,13 @@ class NotificationsSource:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                for slot in self._slots:  # conversations added before run()
+                for slot in self.plan.slots:  # conversations added before run()
                     nursery.start_soon(self._run_slot, slot)
                 for queue_id in self.settings.queue_ids:
-                    self._add_topic(queue_conversations_topic(queue_id))
+                    self._place(self.plan.add(queue_conversations_topic(queue_id)))
                 for conversation_id in self.settings.conversation_ids:
-                    self._add_topic(transcription_topic(conversation_id))
-                if not self._slots:
+                    self._place(self.plan.add(transcription_topic(conversation_id)))
+                if not self.plan.slots:
                     raise SourceError(
                         "nothing to subscribe: set CONVERSATION_ID or GENESYS_QUEUE_ID"
                     )
@@ -208,41 +208,35 @@ class NotificationsSource:
 
     def add_conversation(self, conversation_id: str) -> None:
         """Subscribe a conversation's transcription topic (no-op if already subscribed)."""
-        self._add_topic(transcription_topic(conversation_id))
+        self._place(self.plan.add(transcription_topic(conversation_id)))
 
     def remove_conversation(self, conversation_id: str) -> None:
-        topic = transcription_topic(conversation_id)
-        for slot in self._slots:
-            if topic in slot.topics:
-                slot.topics.discard(topic)
-                slot.notify()
-                self._count("unsubscribed")
-                log.info("unsubscribed conversation %s", conversation_id)
+        for slot in self.plan.remove_conversation(conversation_id):
+            self._slot_tasks(slot).notify()
+            log.info("unsubscribed conversation %s", conversation_id)
+        self._counted()
 
-    def _add_topic(self, topic: str) -> None:
-        if any(topic in slot.topics for slot in self._slots):
+    def _slot_tasks(self, slot: Slot) -> _SlotTasks:
+        return self._tasks.setdefault(slot.index, _SlotTasks())
+
+    def _place(self, placement: Placement | None) -> None:
+        """Carry out the planner's placement of a topic: a new channel, or a resubscribe."""
+        if placement is None:
             return
-        slot = next(
-            (s for s in self._slots if len(s.topics) < self.settings.max_topics_per_channel), None
-        )
-        if slot is None:
-            slot = _Slot(len(self._slots))
-            self._slots.append(slot)
-            slot.topics.add(topic)
-            if self._nursery is not None:  # else run() starts it
-                self._nursery.start_soon(self._run_slot, slot)
-        else:
-            slot.topics.add(topic)
-            slot.notify()
+        tasks = self._slot_tasks(placement.slot)
+        if not placement.opened:
+            tasks.notify()
+        elif self._nursery is not None:  # else run() starts it
+            self._nursery.start_soon(self._run_slot, placement.slot)
 
     # --- channels ---------------------------------------------------------------------
 
-    async def _run_slot(self, slot: _Slot) -> None:
+    async def _run_slot(self, slot: Slot) -> None:
         async with trio.open_nursery() as nursery:
-            slot.nursery = nursery
+            self._slot_tasks(slot).nursery = nursery
             await self._start_channel(slot, None)
 
-    async def _start_channel(self, slot: _Slot, old: _Channel | None) -> None:
+    async def _start_channel(self, slot: Slot, old: _Channel | None) -> None:
         """Open a channel (retrying), run it, and once it is connected retire ``old``."""
         attempt = 0
         while True:
@@ -256,27 +250,27 @@ class NotificationsSource:
                 )
                 await trio.sleep(delay)
                 attempt += 1
-        assert slot.nursery is not None
-        slot.nursery.start_soon(self._run_channel, slot, channel)
+        nursery = self._slot_tasks(slot).nursery
+        assert nursery is not None
+        nursery.start_soon(self._run_channel, slot, channel)
         if old is not None:
             with trio.move_on_after(self.settings.timeout_s * 3):
                 await channel.connected.wait()
             old.scope.cancel()
 
-    async def _run_channel(self, slot: _Slot, channel: _Channel) -> None:
+    async def _run_channel(self, slot: Slot, channel: _Channel) -> None:
         with channel.scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._keep_subscriptions, slot, channel)
                 nursery.start_soon(self._rotate_before_expiry, slot, channel)
                 await self._socket_loop(slot, channel, nursery)
 
-    async def _rotate_before_expiry(self, slot: _Slot, channel: _Channel) -> None:
-        # Never before half the channel's life: a skewed or odd ``expires`` must not make
-        # every new channel rotate at once.
-        halfway = (channel.created_at + channel.expires_at) / 2
-        await trio.sleep_until(max(channel.expires_at - self.settings.rotate_before_s, halfway))
+    async def _rotate_before_expiry(self, slot: Slot, channel: _Channel) -> None:
+        s = self.settings
+        await trio.sleep_until(rotate_at(channel.created_at, channel.expires_at, s.rotate_before_s))
         log.info("channel %s expires soon; rotating to a new channel", channel.id)
-        self._count("rotations")
+        self.plan.rotating()
+        self._counted()
         await self._start_channel(slot, channel)
 
     async def _request(self, method: str, path: str, json: object = None) -> httpx.Response:
@@ -305,7 +299,7 @@ class NotificationsSource:
             await trio.sleep(delay)
             attempt += 1
 
-    async def _open_channel(self, slot: _Slot) -> _Channel:
+    async def _open_channel(self, slot: Slot) -> _Channel:
         response = await self._request("POST", "/api/v2/notifications/channels")
         if response.status_code == 404:
             raise SourceError(
@@ -321,24 +315,21 @@ class NotificationsSource:
             except ValueError:
                 log.warning("channel expiry %r unreadable; not rotating", body["expires"])
         channel = _Channel(body["id"], body["connectUri"], expires_at, trio.current_time())
-        self._count("channels_created")
+        self.plan.channel_created()
+        self._counted()
         log.info("channel %s created (%d topics)", channel.id, len(slot.topics))
         await self._subscribe(slot, channel)
         return channel
 
-    async def _subscribe(self, slot: _Slot, channel: _Channel) -> None:
-        """Bring the channel's subscriptions to the slot's topics: ``POST`` what is new, or,
-        when a topic must go, ``PUT`` the whole list (the API removes no single topic). This
-        task is the channel's only writer, so ``PUT`` cannot race another change."""
+    async def _subscribe(self, slot: Slot, channel: _Channel) -> None:
+        """Bring the channel's subscriptions to the slot's topics. This task is the channel's
+        only writer, so a ``PUT`` of the whole list cannot race another change."""
         wanted = set(slot.topics)
+        change = subscription_change(channel.subscribed, wanted)
+        if change is None:
+            return
         path = f"/api/v2/notifications/channels/{channel.id}/subscriptions"
-        if channel.subscribed <= wanted:
-            added = sorted(wanted - channel.subscribed)
-            if not added:
-                return
-            response = await self._request("POST", path, [{"id": t} for t in added])
-        else:
-            response = await self._request("PUT", path, [{"id": t} for t in sorted(wanted)])
+        response = await self._request(change.method, path, [{"id": t} for t in change.topics])
         if response.status_code == 404:
             raise _ChannelLost(f"channel {channel.id} vanished while subscribing")
         rejected = [
@@ -356,53 +347,52 @@ class NotificationsSource:
             )
         channel.subscribed = wanted
 
-    async def _keep_subscriptions(self, slot: _Slot, channel: _Channel) -> None:
+    async def _keep_subscriptions(self, slot: Slot, channel: _Channel) -> None:
+        tasks = self._slot_tasks(slot)
         while True:
-            await slot.changed.wait()
+            await tasks.changed.wait()
             await self._subscribe(slot, channel)
 
     # --- sockets ----------------------------------------------------------------------
 
-    async def _socket_loop(self, slot: _Slot, channel: _Channel, nursery: trio.Nursery) -> None:
+    async def _socket_loop(self, slot: Slot, channel: _Channel, nursery: trio.Nursery) -> None:
+        tasks = self._slot_tasks(slot)
         attempt = 0
+
+        def opened() -> None:
+            nonlocal attempt
+            self.plan.connected()
+            self._counted()
+            channel.connected.set()
+            tasks.gaps.live(slot.conversations())
+            attempt = 0
+
         while True:
-            outcome = "closed"
-            try:
-                async with trio_websocket.open_websocket_url(
-                    channel.connect_uri,
-                    message_queue_size=self.settings.message_queue_size,
-                    max_message_size=self.settings.max_message_size,
-                    connect_timeout=self.settings.timeout_s,
-                    disconnect_timeout=5,
-                ) as ws:
-                    self._count("connects")
-                    channel.connected.set()
-                    slot.gaps.live(slot.conversations())
-                    attempt = 0
-                    outcome = await self._read(ws, slot, channel, nursery)
-            except trio_websocket.ConnectionRejected as exc:
-                log.warning(
-                    "handshake on channel %s rejected: HTTP %d", channel.id, exc.status_code
-                )
-                if exc.status_code in (401, 403):
-                    self.tokens.invalidate()
-                outcome = "gone"
-            except SOCKET_LOST as exc:
-                log.warning("socket on channel %s lost: %s", channel.id, _describe(exc))
-            if outcome == "replaced":
+            end = await read_socket(
+                channel.connect_uri,
+                self.settings.socket,
+                partial(self._read, slot, channel, nursery),
+                where=f"channel {channel.id}",
+                opened=opened,
+            )
+            step = self.plan.after_socket(end)
+            if step is Step.CHECK_CHANNEL:
+                step = self.plan.after_socket(end, await self._channel_exists(channel))
+            self._counted()
+            if step is Step.RETIRE:
                 return
-            slot.gaps.lost()
-            if outcome != "gone" and await self._channel_exists(channel):
+            tasks.gaps.lost()
+            if step is Step.RECONNECT:
                 delay = self.settings.backoff.delay(attempt, self._rng)
-                self._count("reconnects")
                 log.info("reconnecting to channel %s in %.2f s", channel.id, delay)
                 await trio.sleep(delay)
                 attempt += 1
                 continue
-            self._count("channels_gone")
+            if step is Step.RENEW_AND_NEW_CHANNEL:
+                self.tokens.invalidate()
             log.warning("channel %s is gone; creating a new one and resubscribing", channel.id)
-            assert slot.nursery is not None
-            slot.nursery.start_soon(self._start_channel, slot, None)
+            assert tasks.nursery is not None
+            tasks.nursery.start_soon(self._start_channel, slot, None)
             channel.scope.cancel()
             return
 
@@ -441,7 +431,6 @@ class NotificationsSource:
         await ws.send_message(PING)
         with trio.move_on_after(self.settings.pong_timeout_s):
             return await ws.get_message()
-        self._count("dead_sockets")
         log.warning(
             "no pong on channel %s within %.0f s; reconnecting",
             channel.id,
@@ -451,12 +440,12 @@ class NotificationsSource:
 
     async def _read(
         self,
-        ws: trio_websocket.WebSocketConnection,
-        slot: _Slot,
+        slot: Slot,
         channel: _Channel,
         nursery: trio.Nursery,
-    ) -> str:
-        """Read until the socket ends; say why: ``closed``, ``dead``, ``gone``, ``replaced``."""
+        ws: trio_websocket.WebSocketConnection,
+    ) -> SocketEnd:
+        """Read until the socket is done for, and say why."""
         superseded_at: float | None = None
         emit = self._emit
         assert emit is not None, "run() sets it before any socket opens"
@@ -466,7 +455,7 @@ class NotificationsSource:
                 if message is None:
                     message = await self._wait_for_message(ws, channel, superseded_at)
                     if message is None:
-                        return "replaced" if superseded_at is not None else "dead"
+                        return SocketEnd.REPLACED if superseded_at is not None else SocketEnd.DEAD
                 event = parse_notification(message)
                 if isinstance(event, Transcription):
                     await emit(event, message)
@@ -475,22 +464,24 @@ class NotificationsSource:
                 elif isinstance(event, Malformed):
                     await emit(event, message)
                 elif isinstance(event, SocketClosing):
-                    self._count("socket_closings")
+                    self.plan.socket_closing()
+                    self._counted()
                     log.info("socket_closing on channel %s: opening a new socket first", channel.id)
                     superseded_at = trio.current_time()
                     nursery.start_soon(self._socket_loop, slot, channel, nursery)
                 elif isinstance(event, ChannelGone):
                     log.warning("channel %s reported 404: %s", channel.id, event.message)
-                    return "gone"
+                    return SocketEnd.GONE
                 elif isinstance(event, QueueConversation):
-                    if transcription_topic(event.conversation_id) not in slot.topics:
-                        self._count("discovered")
+                    placement = self.plan.discovered(event.conversation_id)
+                    if placement is not None:
                         log.info(
                             "queue %s: conversation %s appeared; subscribing",
                             event.queue_id,
                             event.conversation_id,
                         )
-                    self.add_conversation(event.conversation_id)
+                        self._place(placement)
+                        self._counted()
                 elif isinstance(event, SubscriptionReply) and not event.ok:
                     log.warning("subscription request failed: %s %s", event.code, event.message)
                 elif isinstance(event, SystemNotice):
@@ -498,17 +489,9 @@ class NotificationsSource:
                         "system notice %s: %s %s", event.topic, event.reason, event.message or ""
                     )
                 elif isinstance(event, Ignored):
-                    self._count("ignored")
-        except trio_websocket.ConnectionClosed as exc:
-            log.info("channel %s socket closed: %s", channel.id, _describe(exc))
-            return "replaced" if superseded_at is not None else "closed"
-        finally:
-            with trio.move_on_after(1, shield=True):
-                await ws.aclose(1001, "going away")
-            await close_transport(ws)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, trio_websocket.ConnectionClosed) and exc.reason is not None:
-        return f"close code {exc.reason.code} ({exc.reason.name}) {exc.reason.reason or ''}"
-    return f"{type(exc).__name__}: {exc}"
+                    self.plan.ignored()
+        except trio_websocket.ConnectionClosed:
+            if superseded_at is None:
+                raise
+            log.info("channel %s: the superseded socket was closed", channel.id)
+            return SocketEnd.REPLACED
