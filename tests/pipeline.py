@@ -22,21 +22,27 @@ from trio_transcripts.testing.simulator import SimConfig, Simulator
 from trio_transcripts.worker import Worker
 
 
-def pipeline_config(
-    info: dict[str, object], tmp_path: Path, influxd: Influxd, database: str, **changes: object
-) -> Config:
+def simulator_config(info: dict[str, object], tmp_path: Path, **changes: object) -> Config:
+    """A worker's configuration for the simulator ``info`` describes, writing to a file."""
     config = Config(
         client_id="sim-client",
         client_secret="sim-secret",
         login_url=str(info["login_url"]),
         api_url=str(info["api_url"]),
         conversation_ids=tuple(info["conversation_ids"]),  # type: ignore[call-overload]
-        influx=InfluxSettings(url=influxd.url, database=database, backoff=Backoff(0.01, 0.2)),
         dead_letter_path=tmp_path / "dead.jsonl",
         output_path=tmp_path / "out.lp",
         batch_wait_ms=20,
     )
     return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
+
+
+def pipeline_config(
+    info: dict[str, object], tmp_path: Path, influxd: Influxd, database: str, **changes: object
+) -> Config:
+    """The same, writing to ``database`` on ``influxd``."""
+    influx = InfluxSettings(url=influxd.url, database=database, backoff=Backoff(0.01, 0.2))
+    return simulator_config(info, tmp_path, **{"influx": influx, **changes})
 
 
 def finals_in(influxd: Influxd, database: str) -> dict[tuple[str, str], dict[str, object]]:

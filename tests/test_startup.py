@@ -16,11 +16,10 @@ import pytest
 import trio
 
 from trio_transcripts.assemble import assemble
-from trio_transcripts.config import Config
 from trio_transcripts.testing.influxd import free_port
 from trio_transcripts.testing.simulator import Faults, SimConfig, Simulator
 
-from .pipeline import simulator_env, start_worker_process
+from .pipeline import simulator_config, simulator_env, start_worker_process
 
 SHUTDOWN_TIMEOUT_S = 5.0
 
@@ -97,15 +96,7 @@ async def test_host_cancelling_during_the_token_stage_is_not_held_up(tmp_path: P
     sim = Simulator(SimConfig(calls=1, utterances=2, faults=Faults(token_500=10**6)))
     async with trio.open_nursery() as nursery:
         info = await nursery.start(sim.run)
-        config = Config(
-            client_id="sim-client",
-            client_secret="sim-secret",
-            login_url=str(info["login_url"]),
-            api_url=str(info["api_url"]),
-            conversation_ids=tuple(info["conversation_ids"]),  # type: ignore[call-overload]
-            output_path=tmp_path / "out.lp",
-            dead_letter_path=tmp_path / "dead.jsonl",
-        )
+        config = simulator_config(info, tmp_path)
         worker = assemble(config)
         with trio.fail_after(30):
             with trio.move_on_after(0.5) as host:

@@ -12,7 +12,7 @@ in :mod:`trio_transcripts.testing`.
 from .assemble import assemble
 from .backpressure import BackpressureQueue
 from .coalesce import Coalescer, Duplicate
-from .config import Config, load_config
+from .config import Config, WorkerSettings, load_config
 from .embed import open_transcript_stream, run_worker
 from .errors import AuthError, ConfigError, FatalError, FatalSinkError, SourceError
 from .model import Fragment, Merge, Utterance
@@ -20,7 +20,7 @@ from .ring import RingBuffer, RingFull
 from .router import Router
 from .sinks import Rejected, Sink, WriteResult
 from .sources import Gap, Source
-from .worker import Account, Worker, WorkerSettings
+from .worker import Account, Worker
 
 __version__ = "0.1.0"
 

@@ -20,7 +20,7 @@ from .sources import Source
 from .sources.fragment_stream import FragmentStreamSettings, FragmentStreamSource
 from .sources.notifications import NotificationsSettings, NotificationsSource
 from .spool import Spool, SpoolingSink
-from .worker import Worker, WorkerSettings
+from .worker import Worker
 
 
 def token_manager(config: Config) -> TokenManager | None:
@@ -63,19 +63,6 @@ def spooled(config: Config, store: Sink) -> Sink:
     return SpoolingSink(store, spool, spool_after_s=config.spool_after_s)
 
 
-def worker_settings(config: Config) -> WorkerSettings:
-    return WorkerSettings(
-        buffer_capacity=config.buffer_capacity,
-        high_water=config.high_water,
-        low_water=config.low_water,
-        batch_size=config.batch_size,
-        batch_wait_ms=config.batch_wait_ms,
-        idle_timeout_ms=config.idle_timeout_ms,
-        shutdown_timeout_s=config.shutdown_timeout_s,
-        status_interval_s=config.status_interval_s,
-    )
-
-
 def assemble(config: Config, *, store: Sink | None = None) -> Worker:
     """The worker ``config`` describes; ``store`` replaces the configured sink (the spool,
     when configured, still goes around it)."""
@@ -85,5 +72,5 @@ def assemble(config: Config, *, store: Sink | None = None) -> Worker:
         sink=spooled(config, store if store is not None else configured_sink(config)),
         dead_letters=DeadLetters(config.dead_letter_path, schema=config.schema),
         tokens=tokens,
-        settings=worker_settings(config),
+        settings=config,
     )

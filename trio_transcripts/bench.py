@@ -36,7 +36,7 @@ import httpx
 import trio
 import trio_websocket
 
-from .assemble import configured_source, token_manager, worker_settings
+from .assemble import configured_source, token_manager
 from .config import Config
 from .lineproto import tiebreak
 from .model import Merge, Utterance
@@ -255,7 +255,7 @@ async def _worker_phase(
         sink=tap,
         dead_letters=DeadLetters(config.dead_letter_path),
         tokens=tokens,
-        settings=worker_settings(config),
+        settings=config,
     )
     cpu_before = time.process_time()
     rss_samples: list[float] = []

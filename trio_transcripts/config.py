@@ -24,8 +24,23 @@ from .sinks.influx import InfluxSettings
 
 
 @dataclass(frozen=True)
-class Config:
-    """Everything the worker needs. Build it with :func:`load_config`, or directly."""
+class WorkerSettings:
+    """How the worker buffers, batches and times out (its parts come separately)."""
+
+    buffer_capacity: int = 10_000
+    high_water: float = 0.85
+    low_water: float = 0.30
+    batch_size: int = 5_000
+    batch_wait_ms: int = 100
+    idle_timeout_ms: int = 60_000
+    shutdown_timeout_s: float = 30.0
+    status_interval_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class Config(WorkerSettings):
+    """Everything the worker needs: its settings, and what its parts are made from
+    (``assemble.py``). Build it with :func:`load_config`, or directly."""
 
     client_id: str | None = None
     client_secret: str | None = field(default=None, repr=False)
@@ -37,14 +52,6 @@ class Config:
     influx: InfluxSettings | None = None
     output_path: Path = Path("transcripts.lp")
     dead_letter_path: Path = Path("deadletter.jsonl")
-    buffer_capacity: int = 10_000
-    high_water: float = 0.85
-    low_water: float = 0.30
-    batch_size: int = 5_000
-    batch_wait_ms: int = 100
-    idle_timeout_ms: int = 60_000
-    shutdown_timeout_s: float = 30.0
-    status_interval_s: float = 10.0
     heartbeat_timeout_s: float = 35.0
     schema: Schema = Schema()
     spool_dir: Path | None = None

@@ -44,6 +44,7 @@ import trio
 from .auth import TokenManager
 from .backpressure import BackpressureQueue
 from .coalesce import Coalescer
+from .config import WorkerSettings
 from .errors import FatalError, FatalSinkError
 from .model import Utterance
 from .ring import RingFull
@@ -54,20 +55,6 @@ from .sources import Source
 from .spool import SpoolingSink
 
 log = logging.getLogger("trio_transcripts.worker")
-
-
-@dataclass(frozen=True)
-class WorkerSettings:
-    """How the worker buffers, batches and times out; the parts come separately."""
-
-    buffer_capacity: int = 10_000
-    high_water: float = 0.85
-    low_water: float = 0.30
-    batch_size: int = 5_000
-    batch_wait_ms: int = 100
-    idle_timeout_ms: int = 60_000
-    shutdown_timeout_s: float = 30.0
-    status_interval_s: float = 10.0
 
 
 @dataclass(frozen=True)
