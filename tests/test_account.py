@@ -21,6 +21,7 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
+from trio_transcripts.account import Account
 from trio_transcripts.config import WorkerSettings
 from trio_transcripts.errors import FatalSinkError
 from trio_transcripts.model import Fragment, Merge, Utterance
@@ -29,7 +30,7 @@ from trio_transcripts.sinks import Rejected, Sink, WriteResult
 from trio_transcripts.sinks.deadletter import DeadLetters, read_dead_letters
 from trio_transcripts.sources import Emit, Gap
 from trio_transcripts.spool import Spool, SpoolingSink
-from trio_transcripts.worker import Account, Worker
+from trio_transcripts.worker import Worker
 
 SPOOL_AFTER_S = 5.0
 FAST_DISK = "/dev/shm" if Path("/dev/shm").is_dir() else None  # fsync is free on tmpfs

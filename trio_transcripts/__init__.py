@@ -9,6 +9,7 @@ to configure, :class:`FatalError` and its kinds, and the pure cores (:class:`Coa
 in :mod:`trio_transcripts.testing`.
 """
 
+from .account import Account
 from .assemble import assemble
 from .backpressure import BackpressureQueue
 from .coalesce import Coalescer, Duplicate
@@ -20,7 +21,7 @@ from .ring import RingBuffer, RingFull
 from .router import Router
 from .sinks import Rejected, Sink, WriteResult
 from .sources import Gap, Source
-from .worker import Account, Worker
+from .worker import Worker
 
 __version__ = "0.1.0"
 

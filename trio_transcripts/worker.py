@@ -37,10 +37,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 
 import trio
 
+from .account import Account, Ledger
 from .auth import TokenManager
 from .backpressure import BackpressureQueue
 from .coalesce import Coalescer
@@ -55,45 +55,6 @@ from .sources import Source
 from .spool import SpoolingSink
 
 log = logging.getLogger("trio_transcripts.worker")
-
-
-@dataclass(frozen=True)
-class Account:
-    """Where everything went. ``persisted`` counts only what the sink acknowledged."""
-
-    frames: int = 0
-    malformed: int = 0
-    transcript_problems: int = 0
-    fragments: int = 0
-    duplicates: int = 0
-    finals: int = 0
-    partials: int = 0
-    persisted: int = 0
-    dead_lettered: int = 0
-    spooled: int = 0
-    replayed: int = 0
-    gaps: int = 0
-    gap_ms: int = 0
-
-    def summary(self) -> str:
-        return (
-            f"{self.frames} frames read ({self.malformed} malformed, "
-            f"{self.transcript_problems} unreadable transcripts), {self.fragments} "
-            f"fragments, {self.duplicates} duplicates ignored; {self.finals} final and "
-            f"{self.partials} partial utterances; {self.persisted} persisted, "
-            f"{self.dead_lettered} dead-lettered, {self.spooled} spooled to disk "
-            f"({self.replayed} replayed from it); {self.gaps} gaps ({self.gap_ms} ms)"
-        )
-
-
-@dataclass(slots=True)
-class _Outcomes:
-    """What became of the utterances that left the ring: results, added up."""
-
-    persisted: int = 0
-    dead_lettered: int = 0
-    spooled: int = 0
-    replayed: int = 0  # resolved from the spool: acknowledged or rejected
 
 
 def now_ms() -> int:
@@ -123,7 +84,7 @@ class Worker:
         )
         self.fatal: FatalError | None = None
         self.last_write_latency_s = 0.0
-        self._outcomes = _Outcomes()
+        self.ledger = Ledger()
         self._spooling = sink if isinstance(sink, SpoolingSink) else None
         self._stop = trio.Event()
         self._startup = trio.CancelScope()
@@ -177,23 +138,7 @@ class Worker:
 
     @property
     def account(self) -> Account:
-        counts, outcomes = self.router.counts, self._outcomes
-        gaps = self.source.gaps
-        return Account(
-            frames=counts.frames,
-            malformed=counts.malformed,
-            transcript_problems=counts.transcript_problems,
-            fragments=counts.fragments,
-            duplicates=counts.duplicates,
-            finals=counts.finals,
-            partials=counts.partials,
-            persisted=outcomes.persisted,
-            dead_lettered=outcomes.dead_lettered,
-            spooled=outcomes.spooled,
-            replayed=outcomes.replayed,
-            gaps=len(gaps),
-            gap_ms=sum(g.duration_ms for g in gaps),
-        )
+        return self.ledger.account(self.router.counts, self.source.gaps)
 
     def idle(self) -> bool:
         """Nothing pending anywhere: coalescer, ring, a write in flight, or the spool."""
@@ -260,26 +205,18 @@ class Worker:
                 self.dead_letters.path,
             )
             self.dead_letters.utterances_nowait(utterances, reason)
-            self._outcomes.dead_lettered += len(utterances)
+            self.ledger.set_aside(len(utterances))
 
     def _record(self, result: WriteResult, batch: Sequence[Utterance]) -> None:
         """Account for one write; synchronous, so no cancellation falls between."""
-        if not isinstance(result, WriteResult):
+        problem = Ledger.problem(result, len(batch))
+        if problem is not None:
             raise FatalSinkError(
-                f"the sink {self.sink.describe()} returned {result!r} from write(), not a "
-                f"WriteResult saying what became of the batch; the batch is set aside",
+                f"the sink {self.sink.describe()} {problem}: a bug in the sink; the batch is "
+                f"set aside",
                 batch,
             )
-        if result.total != len(batch):
-            raise FatalSinkError(
-                f"the sink {self.sink.describe()} accounted for {result.total} of the "
-                f"{len(batch)} utterances it was given (acknowledged {result.acknowledged}, "
-                f"rejected {len(result.rejected)}, spooled {result.spooled}): a bug in the "
-                f"sink; the batch is set aside",
-                batch,
-            )
-        self._outcomes.persisted += result.acknowledged
-        self._outcomes.spooled += result.spooled
+        self.ledger.written(result)
         self._reject(result)
 
     def _reject(self, result: WriteResult) -> None:
@@ -287,8 +224,7 @@ class Worker:
             self._dead_letter([rejected.utterance], rejected.reason)
 
     def _replayed(self, result: WriteResult) -> None:
-        self._outcomes.persisted += result.acknowledged
-        self._outcomes.replayed += result.acknowledged + len(result.rejected)
+        self.ledger.replayed_from_spool(result)
         self._reject(result)
         self._made_progress()
 
@@ -357,7 +293,7 @@ class Worker:
 
     def status_line(self, frames_per_s: float) -> str:
         stats = self.queue.statistics()
-        outcomes = self._outcomes
+        outcomes = self.ledger
         return (
             f"status: {frames_per_s:,.0f} frames/s, {outcomes.persisted} persisted, "
             f"buffer {stats.count}/{stats.capacity}{' (paused)' if stats.paused else ''}, "

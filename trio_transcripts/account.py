@@ -1,0 +1,93 @@
+"""The account: where every utterance went, added up from results, never inferred. Pure.
+
+:class:`Ledger` is kept by the worker: the router's counts say what entered the ring; each
+:class:`~trio_transcripts.sinks.WriteResult` a sink returns (and each the spool's replay
+returns) says what the store acknowledged, refused, or left in the spool; the worker adds what
+it set aside itself (the batch in flight at the deadline, a fatal error's batch). Nothing is
+derived from counters read back afterwards, so ``persisted`` is what the store acknowledged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from .router import RouterCounts
+from .sinks import WriteResult
+from .sources import Gap
+
+
+@dataclass(frozen=True)
+class Account:
+    """Where everything went. ``persisted`` counts only what the sink acknowledged;
+    ``spooled - replayed`` is what the spool still holds of this run."""
+
+    frames: int = 0
+    malformed: int = 0
+    transcript_problems: int = 0
+    fragments: int = 0
+    duplicates: int = 0
+    finals: int = 0
+    partials: int = 0
+    persisted: int = 0
+    dead_lettered: int = 0
+    spooled: int = 0
+    replayed: int = 0
+    gaps: int = 0
+    gap_ms: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"{self.frames} frames read ({self.malformed} malformed, "
+            f"{self.transcript_problems} unreadable transcripts), {self.fragments} "
+            f"fragments, {self.duplicates} duplicates ignored; {self.finals} final and "
+            f"{self.partials} partial utterances; {self.persisted} persisted, "
+            f"{self.dead_lettered} dead-lettered, {self.spooled} spooled to disk "
+            f"({self.replayed} replayed from it); {self.gaps} gaps ({self.gap_ms} ms)"
+        )
+
+
+class Ledger:
+    """What became of the utterances that left the ring: results, added up."""
+
+    def __init__(self) -> None:
+        self.persisted = 0
+        self.dead_lettered = 0
+        self.spooled = 0
+        self.replayed = 0  # resolved from the spool: acknowledged or refused
+
+    @staticmethod
+    def problem(result: object, batch_size: int) -> str | None:
+        """Why ``result`` cannot be a sink's answer for a batch of ``batch_size``, if so."""
+        if not isinstance(result, WriteResult):
+            return f"returned {result!r} from write(), not a WriteResult"
+        if result.total != batch_size:
+            return (
+                f"accounted for {result.total} of the {batch_size} utterances it was given "
+                f"(acknowledged {result.acknowledged}, rejected {len(result.rejected)}, "
+                f"spooled {result.spooled})"
+            )
+        return None
+
+    def written(self, result: WriteResult) -> None:
+        """A batch's result; its rejections are counted by :meth:`set_aside` as written."""
+        self.persisted += result.acknowledged
+        self.spooled += result.spooled
+
+    def replayed_from_spool(self, result: WriteResult) -> None:
+        self.persisted += result.acknowledged
+        self.replayed += result.acknowledged + len(result.rejected)
+
+    def set_aside(self, count: int) -> None:
+        self.dead_lettered += count
+
+    def account(self, counts: RouterCounts, gaps: Sequence[Gap]) -> Account:
+        return Account(
+            **asdict(counts),
+            persisted=self.persisted,
+            dead_lettered=self.dead_lettered,
+            spooled=self.spooled,
+            replayed=self.replayed,
+            gaps=len(gaps),
+            gap_ms=sum(g.duration_ms for g in gaps),
+        )
