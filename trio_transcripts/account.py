@@ -9,6 +9,7 @@ derived from counters read back afterwards, so ``persisted`` is what the store a
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -47,14 +48,27 @@ class Account:
         )
 
 
+class SetAside(enum.Enum):
+    """Why utterances went to the dead-letter file (a metric label: few, fixed values)."""
+
+    REJECTED = "rejected"  # the store refused them for good
+    SINK_FAILED = "sink_failed"  # a fatal sink error; the batch in hand
+    DEADLINE = "shutdown_deadline"  # not taken before the shutdown deadline
+    RING_FULL = "ring_full"  # pending at shutdown with no room left in the ring
+
+
 class Ledger:
     """What became of the utterances that left the ring: results, added up."""
 
     def __init__(self) -> None:
         self.persisted = 0
-        self.dead_lettered = 0
         self.spooled = 0
         self.replayed = 0  # resolved from the spool: acknowledged or refused
+        self.set_aside_by = dict.fromkeys(SetAside, 0)
+
+    @property
+    def dead_lettered(self) -> int:
+        return sum(self.set_aside_by.values())
 
     @staticmethod
     def problem(result: object, batch_size: int) -> str | None:
@@ -78,8 +92,8 @@ class Ledger:
         self.persisted += result.acknowledged
         self.replayed += result.acknowledged + len(result.rejected)
 
-    def set_aside(self, count: int) -> None:
-        self.dead_lettered += count
+    def set_aside(self, count: int, why: SetAside) -> None:
+        self.set_aside_by[why] += count
 
     def account(self, counts: RouterCounts, gaps: Sequence[Gap]) -> Account:
         return Account(

@@ -20,7 +20,7 @@ from .sources import Source
 from .sources.fragment_stream import FragmentStreamSettings, FragmentStreamSource
 from .sources.notifications import NotificationsSettings, NotificationsSource
 from .spool import Spool, SpoolingSink
-from .worker import Worker
+from .worker import Worker, WriteObserver
 
 
 def token_manager(config: Config) -> TokenManager | None:
@@ -63,9 +63,11 @@ def spooled(config: Config, store: Sink) -> Sink:
     return SpoolingSink(store, spool, spool_after_s=config.spool_after_s)
 
 
-def assemble(config: Config, *, store: Sink | None = None) -> Worker:
+def assemble(
+    config: Config, *, store: Sink | None = None, observer: WriteObserver | None = None
+) -> Worker:
     """The worker ``config`` describes; ``store`` replaces the configured sink (the spool,
-    when configured, still goes around it)."""
+    when configured, still goes around it); ``observer`` is told of every write (metrics)."""
     tokens = token_manager(config)
     return Worker(
         source=configured_source(config, tokens),
@@ -73,4 +75,5 @@ def assemble(config: Config, *, store: Sink | None = None) -> Worker:
         dead_letters=DeadLetters(config.dead_letter_path, schema=config.schema),
         tokens=tokens,
         settings=config,
+        observer=observer,
     )

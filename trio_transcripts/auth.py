@@ -88,6 +88,10 @@ class TokenManager:
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    def valid(self) -> bool:
+        """A token is held and has not expired (for readiness)."""
+        return self._valid() is not None
+
     def _valid(self) -> Token | None:
         token = self._token
         if token is not None and trio.current_time() < token.expires_at:

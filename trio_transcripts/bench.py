@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from .model import Merge, Utterance
 from .sinks import Sink, WriteResult
 from .sinks.deadletter import DeadLetters
 from .sinks.influx import InfluxSettings, InfluxSink
-from .sources import Emit, Gap, Source, SourceEvent
+from .sources import Emit, Gap, Source, SourceEvent, SourceHealth
 from .sources._socket import SocketOptions, queued_message
 from .testing.influxd import InfluxdUnavailable, running_influxd
 from .wire.genesys import parse_notification
@@ -130,6 +130,12 @@ class _FrameClock:
 
     def waiting_for(self) -> str | None:
         return self.inner.waiting_for()
+
+    def health(self, now: float) -> SourceHealth:
+        return self.inner.health(now)
+
+    def reconnects(self) -> Mapping[str, int]:
+        return self.inner.reconnects()
 
     def add_conversation(self, conversation_id: str) -> None:
         self.inner.add_conversation(conversation_id)

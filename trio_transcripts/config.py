@@ -1,18 +1,23 @@
-"""Settings from the environment, a ``.env`` file and command-line flags, checked at once.
+"""Settings from flags, the environment, ``.env`` and a config file, checked at once.
 
 The variable names of our reference design are kept (``GENESYS_CLIENT_ID``,
 ``GENESYS_CLIENT_SECRET``, ``GENESYS_REGION``, ``CONVERSATION_ID``, ``INFLUX_URL``,
 ``INFLUX_TOKEN``, ``INFLUX_ORG``, ``INFLUX_BUCKET``), plus ``GENESYS_QUEUE_ID``,
 ``GENESYS_LOGIN_URL``, ``GENESYS_API_URL``, ``GENESYS_STREAM_URL``, ``INFLUX_DATABASE``,
-``INFLUX_USERNAME`` and ``INFLUX_PASSWORD``. Precedence: flags, then the process environment,
-then ``.env`` in the working directory. :func:`load_config` reports every missing or invalid
-setting in one :class:`~trio_transcripts.errors.ConfigError`, each with the variable's name
-and an example; secrets are never echoed.
+``INFLUX_USERNAME``, ``INFLUX_PASSWORD`` and ``METRICS_ADDRESS``. Precedence: flags, then the
+process environment, then ``.env`` in the working directory, then a TOML config file
+(``--config``, the same names in lower case). ``GENESYS_CLIENT_SECRET_FILE``,
+``INFLUX_TOKEN_FILE`` and ``INFLUX_PASSWORD_FILE`` name files holding those secrets.
+:func:`load_config` reports every missing or invalid setting in one
+:class:`~trio_transcripts.errors.ConfigError`, each with the variable's name and an example;
+secrets are never echoed.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +40,7 @@ class WorkerSettings:
     idle_timeout_ms: int = 60_000
     shutdown_timeout_s: float = 30.0
     status_interval_s: float = 10.0
+    ready_sink_s: float = 60.0  # ready while the sink acknowledged a write or a ping within
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class Config(WorkerSettings):
     dead_letter_path: Path = Path("deadletter.jsonl")
     heartbeat_timeout_s: float = 35.0
     schema: Schema = Schema()
+    metrics_address: str | None = None  # HOST:PORT for /metrics, /healthz, /readyz
     spool_dir: Path | None = None
     spool_max_bytes: int = 1 << 30
     spool_after_s: float = 5.0
@@ -61,6 +68,69 @@ class Config(WorkerSettings):
     @property
     def source_kind(self) -> str:
         return "fragments" if self.stream_url else "notifications"
+
+
+SETTINGS = (
+    "GENESYS_CLIENT_ID",
+    "GENESYS_CLIENT_SECRET",
+    "GENESYS_REGION",
+    "CONVERSATION_ID",
+    "GENESYS_QUEUE_ID",
+    "GENESYS_LOGIN_URL",
+    "GENESYS_API_URL",
+    "GENESYS_STREAM_URL",
+    "INFLUX_URL",
+    "INFLUX_DATABASE",
+    "INFLUX_USERNAME",
+    "INFLUX_PASSWORD",
+    "INFLUX_ORG",
+    "INFLUX_BUCKET",
+    "INFLUX_TOKEN",
+    "METRICS_ADDRESS",
+)
+"""Every setting, by its environment variable name; a config file uses them in lower case."""
+
+SECRET_FILES = {
+    "GENESYS_CLIENT_SECRET_FILE": "GENESYS_CLIENT_SECRET",
+    "INFLUX_TOKEN_FILE": "INFLUX_TOKEN",
+    "INFLUX_PASSWORD_FILE": "INFLUX_PASSWORD",
+}
+"""``X_FILE`` names a file holding the secret ``X`` (the container-secrets convention)."""
+
+KNOWN = (*SETTINGS, *SECRET_FILES)
+
+
+def read_config_file(path: Path) -> tuple[dict[str, str], list[str]]:
+    """A TOML file of settings: ``genesys_client_id = "..."``; lists for the id lists.
+
+    Returns the settings by variable name, and a problem for each key that is not one (with
+    the closest valid key) or whose value is not a string, number or list of strings.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        return {}, [f"--config {path}: no such file"]
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        return {}, [f"--config {path}: not readable TOML ({exc})"]
+    values: dict[str, str] = {}
+    problems: list[str] = []
+    valid = [name.lower() for name in KNOWN]
+    for key, value in data.items():
+        if key not in valid:
+            close = difflib.get_close_matches(key.lower(), valid, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(valid)}"
+            problems.append(f"--config {path}: unknown key {key!r}{hint}")
+            continue
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            values[key.upper()] = ",".join(value)
+        elif isinstance(value, str | int | float) and not isinstance(value, bool):
+            values[key.upper()] = str(value)
+        else:
+            problems.append(
+                f"--config {path}: {key} must be a string, a number or a list of strings"
+            )
+    return values, problems
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -91,22 +161,31 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     env_file: Path | None = Path(".env"),
     tuning: Mapping[str, object] | None = None,
+    config_file: Path | None = None,
 ) -> Config:
-    """Merge flags (``overrides``, by variable name), environment and ``.env``; validate.
+    """Merge flags (``overrides``, by variable name), the environment, ``.env`` and a config
+    file, in that order of precedence; read ``*_FILE`` secrets; validate everything at once.
 
     ``tuning`` holds :class:`Config` fields that are not settings of the environment
     (paths, buffer and batch sizes, timeouts, the schema), as the command line gives them.
     """
     tuning = dict(tuning or {})
-    merged: dict[str, str] = dict(read_env_file(env_file)) if env_file else {}
+    problems: list[str] = []
+    merged: dict[str, str] = {}
+    if config_file is not None:
+        from_file, file_problems = read_config_file(config_file)
+        merged.update(from_file)
+        problems.extend(file_problems)
+    if env_file:
+        merged.update(read_env_file(env_file))
     merged.update(os.environ if environ is None else environ)
     merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    problems.extend(_read_secret_files(merged))
 
     def get(name: str) -> str | None:
         value = merged.get(name, "").strip()
         return value or None
 
-    problems: list[str] = []
     stream_url = get("GENESYS_STREAM_URL")
     client_id, client_secret = get("GENESYS_CLIENT_ID"), get("GENESYS_CLIENT_SECRET")
     login_url, api_url = get("GENESYS_LOGIN_URL"), get("GENESYS_API_URL")
@@ -176,6 +255,13 @@ def load_config(
             f"INFLUX_URL is missing while {', '.join(influx_vars)} is set: e.g. "
             f"INFLUX_URL=http://localhost:8086"
         )
+    metrics_address = get("METRICS_ADDRESS")
+    if metrics_address is not None:
+        host, _, port = metrics_address.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            problems.append(
+                f"METRICS_ADDRESS must be HOST:PORT, e.g. 127.0.0.1:9464 (got {metrics_address!r})"
+            )
     if problems:
         raise ConfigError(problems)
     return Config(
@@ -187,5 +273,23 @@ def load_config(
         queue_ids=queues,
         stream_url=stream_url,
         influx=influx,
+        metrics_address=metrics_address,
         **tuning,  # type: ignore[arg-type]
     )
+
+
+def _read_secret_files(merged: dict[str, str]) -> list[str]:
+    """Put the content of each ``X_FILE`` in ``X``; the problems (never the secret)."""
+    problems = []
+    for file_var, var in SECRET_FILES.items():
+        path = merged.get(file_var, "").strip()
+        if not path:
+            continue
+        if merged.get(var, "").strip():
+            problems.append(f"{var} and {file_var} are both set: keep one")
+            continue
+        try:
+            merged[var] = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            problems.append(f"{file_var}: cannot read {path} ({exc.strerror or exc})")
+    return problems

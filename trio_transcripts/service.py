@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -20,6 +21,9 @@ from .assemble import assemble
 from .config import load_config
 from .lineproto import Schema
 from .worker import Worker
+
+if TYPE_CHECKING:
+    from .ops import Ops
 
 log = logging.getLogger("trio_transcripts")
 
@@ -32,6 +36,7 @@ OVERRIDES = {
     "--influx-database": "INFLUX_DATABASE",
     "--influx-org": "INFLUX_ORG",
     "--influx-bucket": "INFLUX_BUCKET",
+    "--metrics-address": "METRICS_ADDRESS",
 }
 
 
@@ -54,6 +59,13 @@ def add_worker_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=5_000)
     parser.add_argument("--batch-wait-ms", type=int, default=100)
     parser.add_argument("--status-interval", type=float, default=10.0, metavar="SECONDS")
+    parser.add_argument(
+        "--ready-sink-s",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="/readyz fails when the sink acknowledged no write or ping for this long",
+    )
     parser.add_argument(
         "--spool",
         type=Path,
@@ -86,6 +98,7 @@ def tuning(args: argparse.Namespace) -> dict[str, object]:
         "batch_size": args.batch_size,
         "batch_wait_ms": args.batch_wait_ms,
         "status_interval_s": args.status_interval,
+        "ready_sink_s": args.ready_sink_s,
         "schema": Schema(utterance_id_as_tag=args.utterance_id_as_tag),
         "spool_dir": args.spool,
         "spool_max_bytes": args.spool_max_mb << 20,
@@ -102,6 +115,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for flag, var in OVERRIDES.items():
         parser.add_argument(flag, dest=var, help=f"overrides {var}")
     parser.add_argument("--env-file", type=Path, default=Path(".env"))
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="a TOML file of settings: the variable names in lower case (see README)",
+    )
     parser.add_argument(
         "--no-create-database",
         action="store_true",
@@ -121,9 +140,12 @@ async def watch_signals(worker: Worker) -> None:
                 worker.stop()
 
 
-async def run_until_signalled(worker: Worker) -> None:
+async def run_until_signalled(worker: Worker, ops: Ops | None = None) -> None:
+    """Run ``worker`` under SIGINT/SIGTERM, with its metrics and health endpoints if any."""
     async with trio.open_nursery() as nursery:
         nursery.start_soon(watch_signals, worker)
+        if ops is not None:
+            await nursery.start(ops.serve, worker)
         try:
             await worker.run()
         finally:
@@ -132,12 +154,19 @@ async def run_until_signalled(worker: Worker) -> None:
 
 def main(args: argparse.Namespace) -> int:
     overrides = {var: getattr(args, var) for var in OVERRIDES.values()}
-    config = load_config(overrides, env_file=args.env_file, tuning=tuning(args))
+    config = load_config(
+        overrides, env_file=args.env_file, tuning=tuning(args), config_file=args.config
+    )
     if args.no_create_database and config.influx is not None:
         config = dataclasses.replace(
             config, influx=dataclasses.replace(config.influx, create_database=False)
         )
-    worker = assemble(config)
-    trio.run(run_until_signalled, worker)
+    ops = None
+    if config.metrics_address is not None:
+        from .ops import Ops  # prometheus-client and Hypercorn load only when asked for
+
+        ops = Ops(config.metrics_address, config.ready_sink_s)
+    worker = assemble(config, observer=ops.metrics if ops is not None else None)
+    trio.run(run_until_signalled, worker, ops)
     print(f"account: {worker.account.summary()}", file=sys.stderr)
     return 0

@@ -35,7 +35,7 @@ from pathlib import Path
 import trio
 
 from .model import Utterance
-from .sinks import Sink, WriteResult
+from .sinks import Pingable, Sink, WriteResult
 
 log = logging.getLogger("trio_transcripts.spool")
 
@@ -250,6 +250,12 @@ class SpoolingSink:
 
     def describe(self) -> str:
         return f"{self.inner.describe()} (spool {self.spool.directory})"
+
+    async def ping(self) -> bool:
+        if isinstance(self.inner, Pingable):
+            return await self.inner.ping()
+        await trio.lowlevel.checkpoint()
+        return True
 
     async def write(self, utterances: Sequence[Utterance]) -> WriteResult:
         if not self._backlog.is_set():

@@ -37,10 +37,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
 import trio
 
-from .account import Account, Ledger
+from .account import Account, Ledger, SetAside
 from .auth import TokenManager
 from .backpressure import BackpressureQueue
 from .coalesce import Coalescer
@@ -49,12 +50,19 @@ from .errors import FatalError, FatalSinkError
 from .model import Utterance
 from .ring import RingFull
 from .router import Action, Enqueue, Router, SetAsideFragment, SetAsideFrame, SourceEvent
-from .sinks import Sink, WriteResult
+from .sinks import Pingable, Sink, WriteResult
 from .sinks.deadletter import DeadLetters, fragment_line, frame_line
 from .sources import Source
 from .spool import SpoolingSink
 
 log = logging.getLogger("trio_transcripts.worker")
+
+
+class WriteObserver(Protocol):
+    """Told of every batch the writer wrote (metrics: latency, size, lag)."""
+
+    def written(self, seconds: float, batch: Sequence[Utterance], result: WriteResult) -> None:
+        """``batch`` took ``seconds`` and became ``result``."""
 
 
 def now_ms() -> int:
@@ -72,12 +80,16 @@ class Worker:
         dead_letters: DeadLetters,
         tokens: TokenManager | None = None,
         settings: WorkerSettings = WorkerSettings(),
+        observer: WriteObserver | None = None,
     ) -> None:
         self.source = source
         self.sink = sink
         self.dead_letters = dead_letters
         self.tokens = tokens
         self.settings = settings
+        self.observer = observer
+        self.last_frame_at: float | None = None  # trio clock
+        self.sink_ok_at: float | None = None  # trio clock: ready, or a write acknowledged
         self.router = Router(Coalescer(source.merge, idle_timeout_ms=settings.idle_timeout_ms))
         self.queue: BackpressureQueue[Utterance] = BackpressureQueue(
             settings.buffer_capacity, high_water=settings.high_water, low_water=settings.low_water
@@ -148,6 +160,7 @@ class Worker:
     # --- the data path ----------------------------------------------------------------
 
     async def _on_event(self, event: SourceEvent, frame: str | bytes) -> None:
+        self.last_frame_at = trio.current_time()
         await self._carry_out(self.router.route(event, now_ms()), frame)
 
     async def _carry_out(self, actions: Sequence[Action], frame: str | bytes = "") -> None:
@@ -194,9 +207,11 @@ class Worker:
         try:
             self.queue.put_unbounded(utterance)
         except (RingFull, trio.ClosedResourceError):
-            self._dead_letter([utterance], "pending at shutdown, ring buffer full")
+            self._dead_letter(
+                [utterance], "pending at shutdown, ring buffer full", SetAside.RING_FULL
+            )
 
-    def _dead_letter(self, utterances: Sequence[Utterance], reason: str) -> None:
+    def _dead_letter(self, utterances: Sequence[Utterance], reason: str, why: SetAside) -> None:
         if utterances:
             log.error(
                 "%d utterance(s) not persisted (%s); written to %s",
@@ -205,7 +220,7 @@ class Worker:
                 self.dead_letters.path,
             )
             self.dead_letters.utterances_nowait(utterances, reason)
-            self.ledger.set_aside(len(utterances))
+            self.ledger.set_aside(len(utterances), why)
 
     def _record(self, result: WriteResult, batch: Sequence[Utterance]) -> None:
         """Account for one write; synchronous, so no cancellation falls between."""
@@ -221,7 +236,7 @@ class Worker:
 
     def _reject(self, result: WriteResult) -> None:
         for rejected in result.rejected:
-            self._dead_letter([rejected.utterance], rejected.reason)
+            self._dead_letter([rejected.utterance], rejected.reason, SetAside.REJECTED)
 
     def _replayed(self, result: WriteResult) -> None:
         self.ledger.replayed_from_spool(result)
@@ -257,14 +272,22 @@ class Worker:
                     self.last_write_latency_s = time.perf_counter() - started
                     self._inflight = ()
                     self._record(result, batch)
+                    if result.acknowledged:
+                        self.sink_ok_at = trio.current_time()
+                    if self.observer is not None:
+                        self.observer.written(self.last_write_latency_s, batch, result)
                     self._made_progress()
             except FatalSinkError as exc:
                 self._fail(exc)
-                self._dead_letter(exc.unwritten or self._inflight, f"sink failed: {exc}")
+                self._dead_letter(
+                    exc.unwritten or self._inflight, f"sink failed: {exc}", SetAside.SINK_FAILED
+                )
                 self._inflight = ()
             finally:
                 self._dead_letter(
-                    self._inflight, "not acknowledged by the sink before the shutdown deadline"
+                    self._inflight,
+                    "not acknowledged by the sink before the shutdown deadline",
+                    SetAside.DEADLINE,
                 )
                 self._inflight = ()
                 done.set()
@@ -281,6 +304,18 @@ class Worker:
                     self.settings.idle_timeout_ms // 1000,
                 )
             await self._carry_out(expired)
+
+    async def _check_sink(self) -> None:
+        """Ping a quiet sink, so readiness knows it still answers when no data flows."""
+        sink = self.sink
+        if not isinstance(sink, Pingable):
+            return
+        interval = self.settings.ready_sink_s / 3
+        while True:
+            await trio.sleep(interval)
+            ok_at = self.sink_ok_at
+            if (ok_at is None or trio.current_time() - ok_at >= interval) and await sink.ping():
+                self.sink_ok_at = trio.current_time()
 
     async def _status(self) -> None:
         last_frames, last_time = 0, trio.current_time()
@@ -347,6 +382,7 @@ class Worker:
                 await nursery.start(self._service, self.tokens.run)
             self._stage = f"{self.sink.describe()} to be ready"
             await self.sink.open()
+            self.sink_ok_at = trio.current_time()
             self._stage = None
             self._shield_services = True
             for scope in self._services:
@@ -391,6 +427,7 @@ class Worker:
             readers.start_soon(self._run_source)
             readers.start_soon(self._sweeper)
             readers.start_soon(self._status)
+            readers.start_soon(self._check_sink)
             task_status.started(self)
             await self._stop.wait()
             log.info("shutting down: no more frames will be read")
@@ -422,4 +459,6 @@ class Worker:
                     self._writer_scope.cancel()
                     await done.wait()
             leftovers = self.queue.take_nowait(self.settings.buffer_capacity)
-            self._dead_letter(leftovers, "not persisted before the shutdown deadline")
+            self._dead_letter(
+                leftovers, "not persisted before the shutdown deadline", SetAside.DEADLINE
+            )

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ..errors import FatalSinkError
 from ..model import Utterance
 
-__all__ = ["FatalSinkError", "Rejected", "Sink", "WriteResult"]
+__all__ = ["FatalSinkError", "Pingable", "Rejected", "Sink", "WriteResult"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,3 +75,12 @@ class Sink(Protocol):
 
     def describe(self) -> str:
         """Where the data goes, for humans (a URL and database, a file path)."""
+
+
+@runtime_checkable
+class Pingable(Protocol):
+    """A sink that can say, without writing, whether its store answers (for readiness while
+    no data flows). The worker pings it when it has not acknowledged a write for a while."""
+
+    async def ping(self) -> bool:
+        """True when the store answered."""

@@ -29,6 +29,10 @@ class FileSink:
     def describe(self) -> str:
         return f"file {self.path.resolve()}"
 
+    async def ping(self) -> bool:
+        await trio.lowlevel.checkpoint()
+        return self._file is not None and not self._file.closed
+
     async def open(self) -> None:
         def _open() -> BinaryIO:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -197,6 +197,14 @@ class InfluxSink:
         if self.api is Api.V1 and self.settings.create_database:
             await self._create_database()
 
+    async def ping(self) -> bool:
+        """``/ping`` answered 2xx (readiness while no data flows)."""
+        try:
+            response = await self._client.get("/ping")
+        except httpx.TransportError:
+            return False
+        return response.is_success
+
     async def _create_database(self) -> None:
         name = (self.settings.database or "").replace("\\", "\\\\").replace('"', '\\"')
         response = await self._client.post("/query", params={"q": f'CREATE DATABASE "{name}"'})

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -25,7 +25,7 @@ from ..model import Merge
 from ..router import SourceEvent
 from ..wire.instants import iso_of
 
-__all__ = ["Emit", "Gap", "GapLog", "Source", "SourceError", "SourceEvent"]
+__all__ = ["Emit", "Gap", "GapLog", "Source", "SourceError", "SourceEvent", "SourceHealth"]
 
 log = logging.getLogger("trio_transcripts.source")
 
@@ -44,6 +44,21 @@ class Gap:
     @property
     def duration_ms(self) -> int:
         return self.end_ms - self.start_ms
+
+
+HEARD_WITHIN_S = 60.0
+"""A socket is live when it was heard from within two of the platform's 30 s heartbeats."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    """For readiness and metrics: the sockets a source should hold, how many are live
+    (connected, and heard from within :data:`HEARD_WITHIN_S` where the platform sends
+    heartbeats), and how many topics it is subscribed to."""
+
+    sockets: int
+    live: int
+    topics: int
 
 
 class Source(Protocol):
@@ -67,6 +82,12 @@ class Source(Protocol):
     def gaps(self) -> Sequence[Gap]: ...
 
     def waiting_for(self) -> str | None: ...
+
+    def health(self, now: float) -> SourceHealth:
+        """The sockets' state at ``now`` (the Trio clock)."""
+
+    def reconnects(self) -> Mapping[str, int]:
+        """Sockets replaced so far, by why (a metric label: a few fixed reasons)."""
 
     async def run(
         self, emit: Emit, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED

@@ -20,7 +20,7 @@ from ..channels import SocketEnd
 from ..model import Merge
 from ..retry import Backoff
 from ..wire.fragments import parse_fragment
-from . import Emit, Gap, GapLog, SourceError
+from . import Emit, Gap, GapLog, SourceError, SourceHealth
 from ._socket import SocketOptions, queued_message, read_socket
 
 log = logging.getLogger("trio_transcripts.source.fragments")
@@ -58,6 +58,8 @@ class FragmentStreamSource:
         self.tokens = tokens
         self.gap_log = GapLog("fragment stream")
         self.connects = 0
+        self._replaced = 0
+        self._connected = False
         self._rng = rng or random.Random()
 
     @property
@@ -66,6 +68,13 @@ class FragmentStreamSource:
 
     def waiting_for(self) -> str | None:
         return None if self.connects else f"the fragment stream at {self.settings.url}"
+
+    def health(self, now: float) -> SourceHealth:
+        # The stream sends no heartbeats: a quiet call is not a dead socket.
+        return SourceHealth(sockets=1, live=int(self._connected), topics=1)
+
+    def reconnects(self) -> dict[str, int]:
+        return {"reconnect": self._replaced}
 
     def add_conversation(self, conversation_id: str) -> None:
         raise SourceError(
@@ -85,6 +94,7 @@ class FragmentStreamSource:
         def opened() -> None:
             nonlocal attempt
             self.connects += 1
+            self._connected = True
             self.gap_log.live((conversation,))
             attempt = 0
 
@@ -106,6 +116,8 @@ class FragmentStreamSource:
                 headers=headers,
                 opened=opened,
             )
+            self._connected = False
+            self._replaced += 1
             if end is SocketEnd.UNAUTHORIZED and self.tokens is not None:
                 self.tokens.invalidate(token)
             self.gap_log.lost()

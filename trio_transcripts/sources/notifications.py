@@ -75,7 +75,7 @@ from ..wire.genesys import (
     queue_conversations_topic,
     transcription_topic,
 )
-from . import Emit, Gap, GapLog, SourceError
+from . import HEARD_WITHIN_S, Emit, Gap, GapLog, SourceError, SourceHealth
 from ._socket import SocketOptions, queued_message, read_socket
 
 log = logging.getLogger("trio_transcripts.source.notifications")
@@ -112,6 +112,8 @@ class _Channel:
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     connected: trio.Event = field(default_factory=trio.Event)
     subscribed: set[str] = field(default_factory=set)
+    sockets: int = 0  # open now (two while one is superseded)
+    heard_at: float = -math.inf  # trio clock of the last message on any of them
 
 
 @dataclass
@@ -121,6 +123,7 @@ class _SlotTasks:
     changed: trio.Event = field(default_factory=trio.Event)
     gaps: GapLog = field(default_factory=lambda: GapLog("notifications"))
     nursery: trio.Nursery | None = None
+    channel: _Channel | None = None  # the one serving the slot (the newer, once connected)
 
     def notify(self) -> None:
         self.changed.set()
@@ -162,6 +165,22 @@ class NotificationsSource:
     @property
     def gaps(self) -> list[Gap]:
         return [gap for tasks in self._tasks.values() for gap in tasks.gaps.gaps]
+
+    def health(self, now: float) -> SourceHealth:
+        channels = [t.channel for t in self._tasks.values() if t.channel is not None]
+        live = sum(1 for c in channels if c.sockets and now - c.heard_at <= HEARD_WITHIN_S)
+        topics = sum(len(c.subscribed) for c in channels)
+        return SourceHealth(sockets=len(self.plan.slots), live=live, topics=topics)
+
+    def reconnects(self) -> dict[str, int]:
+        """By how: the same channel again, a new one, ``socket_closing``, a rotation."""
+        c = self.stats
+        return {
+            "reconnect": c.reconnects,  # the same channel again
+            "new_channel": c.channels_gone,
+            "socket_closing": c.socket_closings,
+            "rotation": c.rotations,
+        }
 
     def waiting_for(self) -> str | None:
         if self.stats.connects:
@@ -250,13 +269,14 @@ class NotificationsSource:
                 )
                 await trio.sleep(delay)
                 attempt += 1
-        nursery = self._slot_tasks(slot).nursery
-        assert nursery is not None
-        nursery.start_soon(self._run_channel, slot, channel)
+        tasks = self._slot_tasks(slot)
+        assert tasks.nursery is not None
+        tasks.nursery.start_soon(self._run_channel, slot, channel)
         if old is not None:
             with trio.move_on_after(self.settings.timeout_s * 3):
                 await channel.connected.wait()
             old.scope.cancel()
+        tasks.channel = channel
 
     async def _run_channel(self, slot: Slot, channel: _Channel) -> None:
         with channel.scope:
@@ -358,11 +378,15 @@ class NotificationsSource:
     async def _socket_loop(self, slot: Slot, channel: _Channel, nursery: trio.Nursery) -> None:
         tasks = self._slot_tasks(slot)
         attempt = 0
+        is_open = False
 
         def opened() -> None:
-            nonlocal attempt
+            nonlocal attempt, is_open
+            is_open = True
             self.plan.connected()
             self._counted()
+            channel.sockets += 1
+            channel.heard_at = trio.current_time()
             channel.connected.set()
             tasks.gaps.live(slot.conversations())
             attempt = 0
@@ -375,6 +399,9 @@ class NotificationsSource:
                 where=f"channel {channel.id}",
                 opened=opened,
             )
+            if is_open:
+                channel.sockets -= 1
+                is_open = False
             step = self.plan.after_socket(end)
             if step is Step.CHECK_CHANNEL:
                 step = self.plan.after_socket(end, await self._channel_exists(channel))
@@ -456,6 +483,7 @@ class NotificationsSource:
                     message = await self._wait_for_message(ws, channel, superseded_at)
                     if message is None:
                         return SocketEnd.REPLACED if superseded_at is not None else SocketEnd.DEAD
+                channel.heard_at = trio.current_time()
                 event = parse_notification(message)
                 if isinstance(event, Transcription):
                     await emit(event, message)
