@@ -77,3 +77,49 @@ def test_influx_2x_and_ambiguity() -> None:
     assert config.influx is not None and config.influx.api() is Api.V2
     with pytest.raises(ConfigError, match="ambiguous"):
         load_config(environ={**v2, "INFLUX_DATABASE": "d"}, env_file=None)
+
+
+def test_config_file_is_below_env_and_flags_and_secrets_come_from_files(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("from-a-file\n")
+    config_file = tmp_path / "tt.toml"
+    config_file.write_text(
+        'genesys_client_id = "file-id"\n'
+        f'genesys_client_secret_file = "{secret}"\n'
+        'conversation_id = ["c1", "c2"]\n'
+        'influx_url = "http://file:8086"\n'
+        'influx_database = "transcripts"\n'
+        'metrics_address = "127.0.0.1:9464"\n'
+    )
+    config = load_config(
+        {"INFLUX_URL": "http://flag:8086"},
+        environ={"GENESYS_CLIENT_ID": "env-id"},
+        env_file=None,
+        config_file=config_file,
+    )
+    assert config.client_id == "env-id" and config.client_secret == "from-a-file"
+    assert config.conversation_ids == ("c1", "c2")
+    assert config.influx is not None and config.influx.url == "http://flag:8086"
+    assert config.metrics_address == "127.0.0.1:9464"
+    assert "from-a-file" not in repr(config)
+
+
+def test_config_file_problems_name_the_key_and_its_closest_valid_one(tmp_path: Path) -> None:
+    config_file = tmp_path / "tt.toml"
+    config_file.write_text('genesys_clinet_id = "x"\ninflux_url = true\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            environ={**GENESYS, "GENESYS_CLIENT_SECRET_FILE": str(tmp_path / "nope")},
+            env_file=None,
+            config_file=config_file,
+        )
+    problems = "\n".join(caught.value.problems)
+    assert "unknown key 'genesys_clinet_id'; did you mean 'genesys_client_id'?" in problems
+    assert "influx_url must be a string" in problems
+    assert "GENESYS_CLIENT_SECRET and GENESYS_CLIENT_SECRET_FILE are both set" in problems
+    assert "top-secret" not in problems
+
+
+def test_metrics_address_must_be_host_and_port() -> None:
+    with pytest.raises(ConfigError, match="METRICS_ADDRESS must be HOST:PORT"):
+        load_config(environ={**GENESYS, "METRICS_ADDRESS": "9464"}, env_file=None)

@@ -27,6 +27,7 @@ import trio
 
 from .errors import AuthError
 from .outcomes import outcome_of, outcome_of_error
+from .redaction import redact_url
 from .retry import Action, Backoff, Service, classify, next_delay
 
 log = logging.getLogger("trio_transcripts.auth")
@@ -42,7 +43,7 @@ class Credentials:
     login_url: str
 
     def __str__(self) -> str:
-        return f"client {self.client_id} at {self.login_url}"
+        return f"client {self.client_id} at {redact_url(self.login_url)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,15 +168,15 @@ class TokenManager:
                     return self._token_from(response)
             if decision.action is Action.FATAL:
                 raise AuthError(
-                    f"Genesys login host {self.credentials.login_url} refused client id "
-                    f"{self.credentials.client_id!r}: {decision.detail}. Check "
+                    f"Genesys login host {redact_url(self.credentials.login_url)} refused "
+                    f"client id {self.credentials.client_id!r}: {decision.detail}. Check "
                     f"GENESYS_CLIENT_ID, GENESYS_CLIENT_SECRET and GENESYS_REGION (the OAuth "
                     f"client must use the Client Credentials grant)"
                 )
             delay = next_delay(attempt, decision.retry_after_s, self.backoff, self._rng)
             log.warning(
                 "token request to %s failed (%s); retry %d in %.2f s",
-                url,
+                redact_url(url),
                 decision.detail,
                 attempt + 1,
                 delay,
@@ -190,12 +191,12 @@ class TokenManager:
             expires_in = float(body.get("expires_in", 86400))
         except (ValueError, KeyError, TypeError) as exc:
             raise AuthError(
-                f"token response from {self.credentials.login_url} is not a "
+                f"token response from {redact_url(self.credentials.login_url)} is not a "
                 f"token ({type(exc).__name__}); is GENESYS_LOGIN_URL right?"
             ) from exc
         if not isinstance(access_token, str) or not access_token or not math.isfinite(expires_in):
             raise AuthError(
-                f"token response from {self.credentials.login_url} has no usable "
+                f"token response from {redact_url(self.credentials.login_url)} has no usable "
                 f"access_token/expires_in"
             )
         now = trio.current_time()

@@ -25,6 +25,7 @@ from pathlib import Path
 from . import regions
 from .errors import ConfigError
 from .lineproto import Schema
+from .redaction import redact_url
 from .sinks.influx import InfluxSettings
 
 
@@ -196,7 +197,7 @@ def load_config(
         if not stream_url.startswith(("ws://", "wss://")):
             problems.append(
                 f"GENESYS_STREAM_URL must be a ws:// or wss:// URL, e.g. "
-                f"wss://relay.example.com/transcripts (got {stream_url!r})"
+                f"wss://relay.example.com/transcripts (got {redact_url(stream_url)!r})"
             )
     else:
         if not client_id:
@@ -234,7 +235,7 @@ def load_config(
         if not influx_url.startswith(("http://", "https://")):
             problems.append(
                 f"INFLUX_URL must be an http(s) URL, e.g. http://localhost:8086 "
-                f"(got {influx_url!r})"
+                f"(got {redact_url(influx_url)!r})"
             )
         influx = InfluxSettings(
             url=influx_url,

@@ -48,6 +48,7 @@ from .coalesce import Coalescer
 from .config import WorkerSettings
 from .errors import FatalError, FatalSinkError
 from .model import Utterance
+from .redaction import redact_url
 from .ring import RingFull
 from .router import Action, Enqueue, Router, SetAsideFragment, SetAsideFrame, SourceEvent
 from .sinks import Pingable, Sink, WriteResult
@@ -378,7 +379,7 @@ class Worker:
         with self._startup:
             nursery.start_soon(self._service, self.dead_letters.run)
             if self.tokens is not None:
-                self._stage = f"a token from {self.tokens.credentials.login_url}"
+                self._stage = f"a token from {redact_url(self.tokens.credentials.login_url)}"
                 await nursery.start(self._service, self.tokens.run)
             self._stage = f"{self.sink.describe()} to be ready"
             await self.sink.open()

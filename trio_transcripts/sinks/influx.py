@@ -43,6 +43,7 @@ from ..errors import ConfigError, FatalSinkError
 from ..lineproto import Schema, encode
 from ..model import Utterance
 from ..outcomes import outcome_of, outcome_of_error
+from ..redaction import redact_url
 from ..retry import Action, Backoff, Decision, Service, classify, next_delay
 from . import Rejected, WriteResult
 
@@ -100,6 +101,11 @@ class InfluxSettings:
             )
         return Api.V2
 
+    @property
+    def where(self) -> str:
+        """The URL to print: without user-info (``redaction.py``)."""
+        return redact_url(self.url)
+
     def describe(self) -> str:
         api = self.api()
         where = (
@@ -107,7 +113,7 @@ class InfluxSettings:
             if api is Api.V1
             else f"org {self.org!r}, bucket {self.bucket!r}"
         )
-        return f"InfluxDB {api.value} at {self.url}, {where}"
+        return f"InfluxDB {api.value} at {self.where}, {where}"
 
 
 @dataclass(slots=True)
@@ -182,13 +188,13 @@ class InfluxSink:
             delay = self.settings.backoff.delay(attempt, self._rng)
             if trio.current_time() + delay > deadline:
                 raise FatalSinkError(
-                    f"InfluxDB at {self.settings.url} is not answering /ping ({problem}) "
+                    f"InfluxDB at {self.settings.where} is not answering /ping ({problem}) "
                     f"after {self.settings.startup_timeout_s:.0f} s: check INFLUX_URL and that "
                     f"the server is running"
                 )
             log.warning(
                 "InfluxDB at %s not ready (%s); retrying in %.1f s",
-                self.settings.url,
+                self.settings.where,
                 problem,
                 delay,
             )
@@ -213,10 +219,10 @@ class InfluxSink:
         body = response.text
         if response.status_code != 200 or '"error"' in body:
             raise FatalSinkError(
-                f"could not create database {self.settings.database!r} on {self.settings.url}: "
+                f"could not create database {self.settings.database!r} on {self.settings.where}: "
                 f"HTTP {response.status_code} {body[:200]}"
             )
-        log.info("database %r ready on %s", self.settings.database, self.settings.url)
+        log.info("database %r ready on %s", self.settings.database, self.settings.where)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -316,7 +322,7 @@ class InfluxSink:
             return self._auth_message(detail)
         if decision.action is Action.CREATE_DATABASE:
             return (
-                f"database {self.settings.database!r} not found on {self.settings.url}; "
+                f"database {self.settings.database!r} not found on {self.settings.where}; "
                 f"create it or allow creation (no --no-create-database)"
             )
         if "database is required" in detail:
@@ -328,10 +334,10 @@ class InfluxSink:
                 else "the /write endpoint"
             )
             return (
-                f"InfluxDB at {self.settings.url} answered 404 for {what}: {detail}; check "
+                f"InfluxDB at {self.settings.where} answered 404 for {what}: {detail}; check "
                 f"INFLUX_URL, INFLUX_ORG and INFLUX_BUCKET"
             )
-        return f"InfluxDB at {self.settings.url} answered an unexpected {detail}"
+        return f"InfluxDB at {self.settings.where} answered an unexpected {detail}"
 
     def _auth_message(self, detail: str) -> str:
         who = (
@@ -342,7 +348,7 @@ class InfluxSink:
             else "no credentials"
         )
         return (
-            f"InfluxDB at {self.settings.url} refused to let us write ({detail}) with {who}: "
+            f"InfluxDB at {self.settings.where} refused to let us write ({detail}) with {who}: "
             f"check INFLUX_TOKEN, or INFLUX_USERNAME and INFLUX_PASSWORD, and their "
             f"write permission"
         )

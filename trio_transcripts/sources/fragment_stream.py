@@ -18,6 +18,7 @@ import trio_websocket
 from ..auth import TokenManager
 from ..channels import SocketEnd
 from ..model import Merge
+from ..redaction import redact_url
 from ..retry import Backoff
 from ..wire.fragments import parse_fragment
 from . import Emit, Gap, GapLog, SourceError, SourceHealth
@@ -67,7 +68,7 @@ class FragmentStreamSource:
         return list(self.gap_log.gaps)
 
     def waiting_for(self) -> str | None:
-        return None if self.connects else f"the fragment stream at {self.settings.url}"
+        return None if self.connects else f"the fragment stream at {redact_url(self.settings.url)}"
 
     def health(self, now: float) -> SourceHealth:
         # The stream sends no heartbeats: a quiet call is not a dead socket.

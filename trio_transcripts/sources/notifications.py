@@ -63,6 +63,7 @@ from ..channels import (
 )
 from ..model import Ignored, Malformed, Merge
 from ..outcomes import outcome_of, outcome_of_error
+from ..redaction import redact_url
 from ..retry import Action, Backoff, Service, classify, next_delay
 from ..wire.genesys import (
     ChannelGone,
@@ -185,7 +186,7 @@ class NotificationsSource:
     def waiting_for(self) -> str | None:
         if self.stats.connects:
             return None
-        return f"a notification channel and its socket from {self.settings.api_url}"
+        return f"a notification channel and its socket from {redact_url(self.settings.api_url)}"
 
     def _counted(self) -> None:
         """The planner's counters may have moved: wake :meth:`wait_for`."""
@@ -312,7 +313,8 @@ class NotificationsSource:
                 self.tokens.invalidate(token)
             elif decision.action is Action.FATAL:
                 raise SourceError(
-                    f"Genesys API {method} {self.settings.api_url}{path} failed: {decision.detail}"
+                    f"Genesys API {method} {redact_url(self.settings.api_url)}{path} failed: "
+                    f"{decision.detail}"
                 )
             delay = next_delay(attempt, decision.retry_after_s, self.settings.backoff, self._rng)
             log.warning("%s %s failed (%s); retry in %.2f s", method, path, decision.detail, delay)
@@ -323,7 +325,7 @@ class NotificationsSource:
         response = await self._request("POST", "/api/v2/notifications/channels")
         if response.status_code == 404:
             raise SourceError(
-                f"{self.settings.api_url} has no notifications API (404): "
+                f"{redact_url(self.settings.api_url)} has no notifications API (404): "
                 f"check GENESYS_REGION or GENESYS_API_URL"
             )
         body = response.json()
