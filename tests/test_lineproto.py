@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from influxdb_client import Point, WritePrecision
 
 from trio_transcripts.lineproto import (
     NS_PER_MS,
+    LineError,
     Schema,
+    decode,
     encode,
     encode_batch,
     normalise_tag,
@@ -121,3 +127,37 @@ def test_batch_is_newline_terminated_utf8() -> None:
     body = encode_batch(us)
     assert body.decode("utf-8").count("\n") == 3 and body.endswith(b"\n")
     assert "confidence=1," in body.decode()
+
+
+@given(
+    utterances,
+    st.booleans(),
+    st.text(),
+    st.text().filter(bool),
+)
+def test_decode_reads_back_what_encode_wrote(
+    u: Utterance, as_tag: bool, text: str, speaker: str
+) -> None:
+    u = dataclasses.replace(u, text=text, speaker=speaker)
+    point = decode(encode(u, Schema(utterance_id_as_tag=as_tag)))
+    assert point.measurement == "transcriptions"
+    assert point.timestamp_ns == timestamp_ns(u)
+    values = {**point.tags, **point.fields}
+    assert values["text"] == normalise_text(u.text)
+    if as_tag:  # an empty tag value is not written
+        assert values.get("utteranceId", "") == normalise_tag(u.utterance_id)
+    else:
+        assert values["utteranceId"] == normalise_text(u.utterance_id)
+    assert values.get("conversationId", "") == normalise_tag(u.conversation_id)
+    assert values["speaker"] == normalise_tag(u.speaker)
+    assert values["final"] is u.final and values["duration_ms"] == u.duration_ms
+    if u.confidence is not None and math.isfinite(u.confidence):
+        assert values["confidence"] == float(u.confidence)
+
+
+@pytest.mark.parametrize(
+    "line", ["", "m", "m x=1", 'm x="open 1', "m,t= x=1 1", "m x=zz 1", "m x=1 notanumber"]
+)
+def test_decode_refuses_what_is_not_line_protocol(line: str) -> None:
+    with pytest.raises(LineError):
+        decode(line)

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("trio_transcripts.service", "the main job: Genesys -> InfluxDB (or a file)"),
     "demo": ("trio_transcripts.demo", "the built-in simulator into InfluxDB or a file"),
     "simulate": ("trio_transcripts.testing.simulator.command", "serve the Genesys simulator"),
+    "show": ("trio_transcripts.show", "print a stored call as a transcript, or list calls"),
     "bench": ("trio_transcripts.bench", "measure throughput, latency and footprint"),
 }
 """Command -> (module with ``add_arguments(parser)`` and ``main(args) -> int``, help)."""

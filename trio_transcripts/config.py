@@ -163,12 +163,14 @@ def load_config(
     env_file: Path | None = Path(".env"),
     tuning: Mapping[str, object] | None = None,
     config_file: Path | None = None,
+    source_required: bool = True,
 ) -> Config:
     """Merge flags (``overrides``, by variable name), the environment, ``.env`` and a config
     file, in that order of precedence; read ``*_FILE`` secrets; validate everything at once.
 
     ``tuning`` holds :class:`Config` fields that are not settings of the environment
     (paths, buffer and batch sizes, timeouts, the schema), as the command line gives them.
+    ``source_required=False`` is for commands that only read what was stored (``show``).
     """
     tuning = dict(tuning or {})
     problems: list[str] = []
@@ -199,7 +201,7 @@ def load_config(
                 f"GENESYS_STREAM_URL must be a ws:// or wss:// URL, e.g. "
                 f"wss://relay.example.com/transcripts (got {redact_url(stream_url)!r})"
             )
-    else:
+    elif source_required:
         if not client_id:
             problems.append(
                 "GENESYS_CLIENT_ID is missing: the OAuth client id, e.g. "

@@ -16,9 +16,10 @@ from collections.abc import Sequence
 import trio
 
 from .assemble import assemble, configured_sink
-from .config import load_config
+from .config import Config, load_config
 from .model import Utterance
 from .service import add_worker_flags, tuning, watch_signals
+from .show import print_transcript, read_file, read_influx
 from .sinks import Sink, WriteResult
 from .testing.harness import run_until_accounted
 from .testing.simulator import DEFAULT_CLIENT_SECRET, SimConfig, Simulator
@@ -79,7 +80,7 @@ def _environment(info: dict[str, object], sim: Simulator) -> dict[str, str]:
     return environ
 
 
-async def _demo(args: argparse.Namespace) -> tuple[Worker, Simulator, _Tap]:
+async def _demo(args: argparse.Namespace) -> tuple[Worker, Simulator, _Tap, Config]:
     sim = Simulator(
         SimConfig(calls=args.calls, utterances=args.utterances, rate=args.rate, seed=args.seed)
     )
@@ -97,7 +98,7 @@ async def _demo(args: argparse.Namespace) -> tuple[Worker, Simulator, _Tap]:
         nursery.start_soon(_progress, worker, sim)
         await run_until_accounted(worker, sim)
         nursery.cancel_scope.cancel()
-    return worker, sim, tap
+    return worker, sim, tap, config
 
 
 async def _progress(worker: Worker, sim: Simulator) -> None:
@@ -115,7 +116,7 @@ async def _progress(worker: Worker, sim: Simulator) -> None:
 
 def main(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    worker, sim, tap = trio.run(_demo, args)
+    worker, sim, tap, config = trio.run(_demo, args)
     elapsed = time.monotonic() - started
     print(f"\ndemo done in {elapsed:.1f} s. A few persisted utterances, by start time:")
     for u in sorted(tap.samples, key=lambda u: u.start_ms):
@@ -133,4 +134,11 @@ def main(args: argparse.Namespace) -> int:
     print(f"data: {tap.describe()}")
     dead = worker.dead_letters
     print(f"dead letters: {dead.path.resolve()} ({dead.total} records)")
+    call = sim.calls[0].conversation_id
+    print(f"\none call as stored, by `python -m trio_transcripts show {call}`:")
+    if config.influx is not None:
+        rows = read_influx(config.influx, call, None)
+    else:
+        rows = read_file(config.output_path, call, None)
+    print_transcript(rows, "text")
     return 0 if account.persisted + account.dead_lettered >= len(sim.truth) else 1

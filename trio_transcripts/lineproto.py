@@ -128,3 +128,97 @@ def encode(utterance: Utterance, schema: Schema = Schema()) -> str:
 def encode_batch(utterances: list[Utterance], schema: Schema = Schema()) -> bytes:
     """A request body: one line per utterance, newline-terminated, UTF-8."""
     return "".join(encode(u, schema) + "\n" for u in utterances).encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One line of line protocol, read back: what InfluxDB would store."""
+
+    measurement: str
+    tags: dict[str, str]
+    fields: dict[str, str | int | float | bool]
+    timestamp_ns: int
+
+
+class LineError(ValueError):
+    """A line that is not line protocol; says where it goes wrong."""
+
+
+def decode(line: str) -> Point:
+    """The inverse of :func:`encode` for any line protocol line with a timestamp.
+
+    Escapes are undone as :func:`encode` made them: a backslash before a comma, an equals
+    sign or a space in the measurement, keys and tag values (any other backslash is itself),
+    and before a double quote or a backslash in string fields. Integers end in ``i``;
+    ``t``/``true``/``f``/``false`` are booleans. ``show`` reads the file sink's output with it.
+    """
+    pos = 0
+    n = len(line)
+
+    def until(stops: str, *, what: str) -> str:
+        nonlocal pos
+        out = []
+        while pos < n and line[pos] not in stops:
+            if line[pos] == "\\" and pos + 1 < n and line[pos + 1] in ",= ":
+                out.append(line[pos + 1])
+                pos += 2
+                continue
+            out.append(line[pos])
+            pos += 1
+        if not out:
+            raise LineError(f"empty {what} at column {pos}: {line[:80]!r}")
+        return "".join(out)
+
+    measurement = until(", ", what="measurement")
+    tags: dict[str, str] = {}
+    while pos < n and line[pos] == ",":
+        pos += 1
+        key = until("=", what="tag key")
+        pos += 1
+        tags[key] = until(", ", what="tag value")
+    if pos >= n or line[pos] != " ":
+        raise LineError(f"no fields in {line[:80]!r}")
+    pos += 1
+    fields: dict[str, str | int | float | bool] = {}
+    while True:
+        key = until("=", what="field key")
+        pos += 1
+        if pos < n and line[pos] == '"':
+            pos += 1
+            out = []
+            while pos < n and line[pos] != '"':
+                if line[pos] == "\\" and pos + 1 < n and line[pos + 1] in '"\\':
+                    pos += 1
+                out.append(line[pos])
+                pos += 1
+            if pos >= n:
+                raise LineError(f"unterminated string field {key!r} in {line[:80]!r}")
+            pos += 1
+            fields[key] = "".join(out)
+        else:
+            start = pos
+            while pos < n and line[pos] not in ", ":
+                pos += 1
+            fields[key] = _scalar(line[start:pos], key)
+        if pos < n and line[pos] == ",":
+            pos += 1
+            continue
+        break
+    if pos >= n or line[pos] != " ":
+        raise LineError(f"no timestamp in {line[:80]!r}")
+    try:
+        timestamp = int(line[pos + 1 :])
+    except ValueError:
+        raise LineError(f"bad timestamp {line[pos + 1 :]!r}") from None
+    return Point(measurement, tags, fields, timestamp)
+
+
+def _scalar(text: str, key: str) -> int | float | bool:
+    if text in ("t", "T", "true", "True", "TRUE"):
+        return True
+    if text in ("f", "F", "false", "False", "FALSE"):
+        return False
+    try:
+        return int(text[:-1]) if text.endswith(("i", "u")) else float(text)
+    except ValueError:
+        raise LineError(f"field {key!r} has no valid value: {text!r}") from None
