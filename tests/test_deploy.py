@@ -1,0 +1,126 @@
+"""The deployment files, tested as far as this machine can: no container runtime here, so
+the container's command, its health check and the compose file's settings are run against
+the simulator and a real InfluxDB (through the 2.x front, as compose configures 2.x); the
+systemd unit goes through ``systemd-analyze verify`` where that tool exists."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from functools import partial
+from pathlib import Path
+
+import pytest
+import trio
+import yaml
+
+from trio_transcripts.testing.influxd import Influxd, free_port
+from trio_transcripts.testing.simulator import SimConfig, Simulator
+
+from .pipeline import kill_at_once, simulator_env
+from .v2server import V2Server
+
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+STATE = "/var/lib/trio-transcripts"
+
+
+def dockerfile_instruction(name: str) -> list[str]:
+    text = (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ")
+    (line,) = [x for x in text.splitlines() if x.startswith(name + " ")]
+    exec_form = line.split(" ", 1)[1].strip()
+    if name == "HEALTHCHECK":
+        exec_form = exec_form.split(" CMD ", 1)[1]
+    value: list[str] = json.loads(exec_form)
+    return value
+
+
+def test_unit_passes_systemd_analyze_verify() -> None:
+    tool = shutil.which("systemd-analyze")
+    if tool is None:
+        pytest.skip("systemd-analyze is not installed here")
+    result = subprocess.run(
+        [tool, "verify", str(DEPLOY / "trio-transcripts.service")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    problems = [line for line in result.stderr.splitlines() if "trio-transcripts" in line]
+    assert result.returncode == 0 and problems == [], result.stderr
+
+
+def test_unit_and_image_run_the_same_job() -> None:
+    unit = (DEPLOY / "trio-transcripts.service").read_text()
+    (exec_start,) = re.findall(r"^ExecStart=(.*)$", unit, re.M)
+    assert exec_start.split()[1:5] == ["-m", "trio_transcripts", "run", "--metrics-address"]
+    assert dockerfile_instruction("ENTRYPOINT")[1:] == ["-m", "trio_transcripts"]
+    assert dockerfile_instruction("CMD")[0] == "run"
+    for setting in ("DynamicUser=yes", "StateDirectory=trio-transcripts", "Restart=on-failure"):
+        assert setting in unit
+
+
+async def test_the_containers_command_and_healthcheck_with_composes_settings(
+    tmp_path: Path, influxd: Influxd, database: str
+) -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    worker = compose["services"]["worker"]
+    assert worker["build"]["dockerfile"] == "deploy/Dockerfile"
+    assert any(v.endswith(":" + STATE) for v in worker["volumes"]), "the spool is on a volume"
+    environment: dict[str, str] = dict(worker["environment"])
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "genesys_client_secret").write_text("sim-secret\n")
+    (secrets / "influx_token").write_text("t0ken\n")
+    for name, value in environment.items():  # the files compose mounts, here
+        environment[name] = value.replace("/run/secrets", str(secrets))
+    state = tmp_path / "state"
+    state.mkdir()
+    metrics_port = free_port()
+    command = [
+        arg.replace(STATE, str(state)).replace("0.0.0.0:9464", f"127.0.0.1:{metrics_port}")
+        for arg in dockerfile_instruction("ENTRYPOINT") + dockerfile_instruction("CMD")
+    ]
+    command[0] = sys.executable
+    healthcheck = [
+        arg.replace("127.0.0.1:9464", f"127.0.0.1:{metrics_port}")
+        for arg in dockerfile_instruction("HEALTHCHECK")
+    ]
+    healthcheck[0] = sys.executable
+    influxd.query(f'CREATE DATABASE "{database}"')
+    sim = Simulator(SimConfig(calls=2, utterances=4))
+    with V2Server(influxd.url, org=environment["INFLUX_ORG"], buckets={database}) as v2:
+        async with trio.open_nursery() as nursery:
+            info = await nursery.start(sim.run)
+            env = simulator_env(info) | environment
+            del env["GENESYS_CLIENT_SECRET"]  # from its file, as in the container
+            env |= {"INFLUX_URL": v2.url, "INFLUX_BUCKET": database}
+            process: trio.Process = await nursery.start(
+                partial(
+                    trio.run_process,
+                    command,
+                    env=env,
+                    cwd=state,
+                    stderr=subprocess.PIPE,
+                    check=False,
+                    deliver_cancel=kill_at_once,
+                )
+            )
+            output = b""
+            with trio.fail_after(60):
+                await sim.done.wait()
+                while not re.search(rb"status: .*\b8 persisted", output):
+                    output += await process.stderr.receive_some(65536)  # type: ignore[union-attr]
+                healthy = await trio.run_process(healthcheck, check=False)
+                process.send_signal(signal.SIGTERM)
+                while chunk := await process.stderr.receive_some(65536):  # type: ignore[union-attr]
+                    output += chunk
+                await process.wait()
+            nursery.cancel_scope.cancel()
+    assert healthy.returncode == 0, "HEALTHCHECK saw /readyz answer 200"
+    assert process.returncode == 0, output.decode()[-2000:]
+    (row,) = influxd.query("SELECT count(text) FROM transcriptions", db=database)
+    assert row["count"] == len(sim.truth) == 8
+    assert (state / "spool").is_dir()
