@@ -10,7 +10,7 @@ import trio
 from trio_transcripts.auth import Credentials, TokenManager
 from trio_transcripts.model import Fragment
 from trio_transcripts.retry import Backoff
-from trio_transcripts.sources import SourceEvent
+from trio_transcripts.sources import GapLog, SourceEvent
 from trio_transcripts.sources.fragment_stream import FragmentStreamSettings, FragmentStreamSource
 from trio_transcripts.testing.simulator import FRAGMENT_PATH, Faults, SimConfig, Simulator
 
@@ -65,3 +65,15 @@ async def test_401_renews_the_token_and_drops_reconnect() -> None:
         )
     for truth in sim.truth:  # each piece once, in order: the text is exact
         assert pieces[(str(truth["conversationId"]), str(truth["utteranceId"]))] == truth["text"]
+
+
+def test_a_gap_still_open_when_the_source_stops_is_counted() -> None:
+    gaps = GapLog("fragment stream")
+    gaps.live(("c",))  # never lost: nothing to count
+    gaps.lost()
+    gaps.lost()  # the same gap
+    gaps.stopped(("c",))
+    (gap,) = gaps.gaps
+    assert gap.conversations == ("c",) and gap.end_ms >= gap.start_ms
+    gaps.stopped(("c",))
+    assert len(gaps.gaps) == 1

@@ -113,18 +113,27 @@ class GapLog:
             self._open_since = int(time.time() * 1000)
 
     def live(self, conversations: tuple[str, ...]) -> None:
+        """A socket is live again: the gap, if one is open, is over."""
+        self._close(conversations, "")
+
+    def stopped(self, conversations: tuple[str, ...]) -> None:
+        """The source stops: a gap still open ends now, and counts."""
+        self._close(conversations, " (still open when the source stopped)")
+
+    def _close(self, conversations: tuple[str, ...], note: str) -> None:
         if self._open_since is None:
             return
         gap = Gap(self._open_since, int(time.time() * 1000), conversations, self.where)
         self._open_since = None
         self.gaps.append(gap)
         log.warning(
-            "gap on %s from %s to %s (%d ms) for %d conversation(s) %s: anything the platform "
-            "sent meanwhile is not replayed",
+            "gap on %s from %s to %s (%d ms)%s for %d conversation(s) %s: anything the "
+            "platform sent meanwhile is not replayed",
             gap.where,
             iso_of(gap.start_ms),
             iso_of(gap.end_ms),
             gap.duration_ms,
+            note,
             len(conversations),
             ", ".join(conversations[:5]) + (" ..." if len(conversations) > 5 else ""),
         )

@@ -106,23 +106,26 @@ class FragmentStreamSource:
                     frame = await ws.get_message()
                 await emit(parse_fragment(frame, conversation_id=conversation), frame)
 
-        while True:
-            token = await self.tokens.get() if self.tokens is not None else None
-            headers = [(b"Authorization", f"Bearer {token}".encode())] if token else []
-            end = await read_socket(
-                self.settings.url,
-                self.settings.socket,
-                read,
-                where="fragment stream",
-                headers=headers,
-                opened=opened,
-            )
-            self._connected = False
-            self._replaced += 1
-            if end is SocketEnd.UNAUTHORIZED and self.tokens is not None:
-                self.tokens.invalidate(token)
-            self.gap_log.lost()
-            delay = self.settings.backoff.delay(attempt, self._rng)
-            log.info("reconnecting to the fragment stream in %.2f s", delay)
-            await trio.sleep(delay)
-            attempt += 1
+        try:
+            while True:
+                token = await self.tokens.get() if self.tokens is not None else None
+                headers = [(b"Authorization", f"Bearer {token}".encode())] if token else []
+                end = await read_socket(
+                    self.settings.url,
+                    self.settings.socket,
+                    read,
+                    where="fragment stream",
+                    headers=headers,
+                    opened=opened,
+                )
+                self._connected = False
+                self._replaced += 1
+                if end is SocketEnd.UNAUTHORIZED and self.tokens is not None:
+                    self.tokens.invalidate(token)
+                self.gap_log.lost()
+                delay = self.settings.backoff.delay(attempt, self._rng)
+                log.info("reconnecting to the fragment stream in %.2f s", delay)
+                await trio.sleep(delay)
+                attempt += 1
+        finally:
+            self.gap_log.stopped((conversation,))

@@ -221,6 +221,8 @@ class NotificationsSource:
                     )
                 task_status.started()
         finally:
+            for slot in self.plan.slots:
+                self._slot_tasks(slot).gaps.stopped(slot.conversations())
             with trio.CancelScope(shield=True):
                 await self._client.aclose()
 
