@@ -21,8 +21,8 @@ import yaml
 from trio_transcripts.testing.influxd import Influxd, free_port
 from trio_transcripts.testing.simulator import SimConfig, Simulator
 
+from .influxfront import InfluxFront
 from .pipeline import kill_at_once, simulator_env
-from .v2server import V2Server
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 STATE = "/var/lib/trio-transcripts"
@@ -91,7 +91,7 @@ async def test_the_containers_command_and_healthcheck_with_composes_settings(
     healthcheck[0] = sys.executable
     influxd.query(f'CREATE DATABASE "{database}"')
     sim = Simulator(SimConfig(calls=2, utterances=4))
-    with V2Server(influxd.url, org=environment["INFLUX_ORG"], buckets={database}) as v2:
+    with InfluxFront(influxd.url, org=environment["INFLUX_ORG"], buckets={database}) as v2:
         async with trio.open_nursery() as nursery:
             info = await nursery.start(sim.run)
             env = simulator_env(info) | environment

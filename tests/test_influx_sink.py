@@ -24,7 +24,7 @@ from trio_transcripts.sinks.influx import ConfigError, InfluxSettings, InfluxSin
 from trio_transcripts.testing.influxd import Influxd
 
 from .conftest import start_influxd_or_skip
-from .v2server import Fault, V2Server
+from .influxfront import Fault, InfluxFront
 
 FAST = Backoff(base_s=0.01, cap_s=0.05)
 
@@ -245,20 +245,20 @@ def test_ambiguous_or_incomplete_settings_are_refused() -> None:
 
 
 @pytest.fixture
-def v2(influxd: Influxd, database: str) -> V2Server:
+def v2(influxd: Influxd, database: str) -> InfluxFront:
     influxd.query(f'CREATE DATABASE "{database}"')
-    with V2Server(influxd.url, buckets={database}) as server:
+    with InfluxFront(influxd.url, buckets={database}) as server:
         yield server  # type: ignore[misc]
 
 
-def v2_sink(v2: V2Server, database: str, tmp_path: Path, **settings: object) -> InfluxSink:
+def v2_sink(v2: InfluxFront, database: str, tmp_path: Path, **settings: object) -> InfluxSink:
     config = InfluxSettings(
         url=v2.url, org="acme", bucket=database, token="t0ken", backoff=FAST, **settings
     )  # type: ignore[arg-type]
     return InfluxSink(config)
 
 
-async def test_v2_write(v2: V2Server, influxd: Influxd, database: str, tmp_path: Path) -> None:
+async def test_v2_write(v2: InfluxFront, influxd: Influxd, database: str, tmp_path: Path) -> None:
     async with v2_sink(v2, database, tmp_path, gzip_threshold=1) as sink:
         await sink.write([utterance(i) for i in range(100)])
         assert len(rows(influxd, database)) == 100 and sink.stats.persisted == 100
@@ -276,7 +276,7 @@ async def test_v2_write(v2: V2Server, influxd: Influxd, database: str, tmp_path:
     ids=["429-retry-after", "503", "500-502", "connection-reset", "slow-timeout"],
 )
 async def test_v2_transient_failures_are_retried_and_lose_nothing(
-    v2: V2Server,
+    v2: InfluxFront,
     influxd: Influxd,
     database: str,
     tmp_path: Path,
@@ -292,7 +292,9 @@ async def test_v2_transient_failures_are_retried_and_lose_nothing(
             assert sink.stats.last_retry_delay_s == expected_delay
 
 
-async def test_v2_413_splits(v2: V2Server, influxd: Influxd, database: str, tmp_path: Path) -> None:
+async def test_v2_413_splits(
+    v2: InfluxFront, influxd: Influxd, database: str, tmp_path: Path
+) -> None:
     async with v2_sink(v2, database, tmp_path) as sink:
         v2.faults.extend([Fault(413, body='{"code":"request too large"}')])
         await sink.write([utterance(i) for i in range(20)])
@@ -300,7 +302,7 @@ async def test_v2_413_splits(v2: V2Server, influxd: Influxd, database: str, tmp_
 
 
 async def test_v2_422_partial_write(
-    v2: V2Server, influxd: Influxd, database: str, tmp_path: Path
+    v2: InfluxFront, influxd: Influxd, database: str, tmp_path: Path
 ) -> None:
     async with v2_sink(v2, database, tmp_path) as sink:
         await sink._client.post(
@@ -326,7 +328,7 @@ async def test_v2_422_partial_write(
     ],
 )
 async def test_v2_fatal_answers_drop_nothing(
-    v2: V2Server, database: str, tmp_path: Path, change: dict[str, str], message: str
+    v2: InfluxFront, database: str, tmp_path: Path, change: dict[str, str], message: str
 ) -> None:
     config = InfluxSettings(
         **{"url": v2.url, "org": "acme", "bucket": database, "token": "t0ken", **change}
@@ -377,3 +379,87 @@ async def test_file_sink_failure_is_fatal_and_keeps_the_batch() -> None:
         await sink.write([utterance(0)])
     await sink.aclose()
     assert [u.utterance_id for u in caught.value.unwritten] == ["utt-0"]
+
+
+# --- InfluxDB 3 (/api/v3/write_lp), through the test front to the real 1.6 -------------
+
+
+def v3_sink(front: InfluxFront, database: str, **settings: object) -> InfluxSink:
+    config = InfluxSettings(
+        url=front.url, database=database, token="t0ken", api_version="v3", backoff=FAST, **settings
+    )  # type: ignore[arg-type]
+    return InfluxSink(config)
+
+
+@pytest.mark.parametrize("no_sync", [False, True])
+async def test_v3_write(v2: InfluxFront, influxd: Influxd, database: str, no_sync: bool) -> None:
+    async with v3_sink(v2, database, no_sync=no_sync, gzip_threshold=1) as sink:
+        result = await sink.write([utterance(i) for i in range(50)])
+    assert result.acknowledged == 50 and len(rows(influxd, database)) == 50
+    assert sink.describe().startswith("InfluxDB 3.x /api/v3/write_lp at")
+    (query,) = v2.v3_queries
+    assert query == {
+        "db": database,
+        "precision": "nanosecond",
+        "accept_partial": "false",
+        "no_sync": "true" if no_sync else "false",
+    }
+
+
+async def test_v3_refused_points_are_isolated_by_splitting(
+    v2: InfluxFront, influxd: Influxd, database: str
+) -> None:
+    async with v3_sink(v2, database) as sink:
+        await sink._client.post(
+            "/api/v3/write_lp",
+            params={"db": database},
+            content=b"transcriptions,conversationId=old fragments=1.5 1773957872000000000\n",
+        )
+        batch = [utterance(0, fragments=2), utterance(1, fragments=3)]
+        result = await sink.write(batch)
+    assert result.acknowledged == 0 and len(result.rejected) == 2
+    assert all("parsing failed for write_lp endpoint" in r.reason for r in result.rejected)
+    assert all("line 1: partial write: field type conflict" in r.reason for r in result.rejected)
+
+
+async def test_v3_retries_429_and_503_honouring_retry_after(
+    v2: InfluxFront, influxd: Influxd, database: str
+) -> None:
+    v2.faults.extend([Fault(503), Fault(429, {"Retry-After": "0"})])
+    async with v3_sink(v2, database) as sink:
+        result = await sink.write([utterance(0)])
+    assert result.acknowledged == 1 and sink.stats.retries == 2
+    assert sink.stats.last_retry_delay_s == 0.0, "the server's word, not our backoff"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"token": "wrong"}, "refused to let us write \\(HTTP 401.*with INFLUX_TOKEN"),
+        ({"database": "nope"}, "404 for database 'nope'.*INFLUX_DATABASE"),
+    ],
+)
+async def test_v3_fatal_answers_keep_the_batch(
+    v2: InfluxFront, database: str, change: dict[str, str], message: str
+) -> None:
+    config = InfluxSettings(
+        **{"url": v2.url, "database": database, "token": "t0ken", "api_version": "v3", **change}
+    )  # type: ignore[arg-type]
+    async with InfluxSink(config) as sink:
+        with pytest.raises(FatalSinkError, match=message) as caught:
+            await sink.write([utterance(0)])
+    assert len(caught.value.unwritten) == 1 and "wrong" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"api_version": "v4", "database": "d"}, "INFLUX_API must be v1, v2 or v3"),
+        ({"api_version": "v3", "database": "d"}, "INFLUX_API=v3 needs .*missing: INFLUX_TOKEN"),
+        ({"api_version": "v2", "token": "t"}, "missing: INFLUX_ORG, INFLUX_BUCKET"),
+        ({"database": "d", "token": "t"}, "set INFLUX_API=v3"),
+    ],
+)
+def test_api_choice_errors_say_what_is_missing(settings: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        InfluxSettings(url="http://x", **settings).api()  # type: ignore[arg-type]

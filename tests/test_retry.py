@@ -80,6 +80,11 @@ def test_classify(
 def test_detail_says_what_happened() -> None:
     assert Outcome(None, error="ReadTimeout: timed out").describe() == "ReadTimeout: timed out"
     assert Outcome(503, " busy \n").describe() == "HTTP 503 busy"
+    assert Outcome(400, '{"error":"partial write: x"}').describe() == "HTTP 400 partial write: x"
+    v3 = '{"error":"parsing failed","data":{"line_number":2,"error_message":"bad type"}}'
+    assert Outcome(400, v3).describe() == "HTTP 400 parsing failed; line 2: bad type"
+    v2 = '{"code":"unprocessable entity","message":"failure writing points"}'
+    assert Outcome(422, v2).describe() == "HTTP 422 failure writing points"
 
 
 @given(st.integers(0, 10**9))

@@ -87,6 +87,7 @@ SETTINGS = (
     "INFLUX_ORG",
     "INFLUX_BUCKET",
     "INFLUX_TOKEN",
+    "INFLUX_API",
     "METRICS_ADDRESS",
 )
 """Every setting, by its environment variable name; a config file uses them in lower case."""
@@ -247,6 +248,7 @@ def load_config(
             token=get("INFLUX_TOKEN"),
             org=get("INFLUX_ORG"),
             bucket=get("INFLUX_BUCKET"),
+            api_version=get("INFLUX_API"),
             schema=tuning.get("schema", Schema()),  # type: ignore[arg-type]
         )
         try:

@@ -14,6 +14,7 @@ Telegraf does, so a misconfigured proxy cannot park us for a day.
 from __future__ import annotations
 
 import enum
+import json
 import random
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -62,6 +63,7 @@ class Service(enum.Enum):
     GENESYS_API = "the Genesys API"
     INFLUX_V1 = "InfluxDB 1.x"
     INFLUX_V2 = "InfluxDB 2.x"
+    INFLUX_V3 = "InfluxDB 3.x"
 
 
 class Action(enum.Enum):
@@ -85,7 +87,24 @@ class Outcome:
     def describe(self) -> str:
         if self.status is None:
             return self.error or "no response"
-        return f"HTTP {self.status} {self.body.strip()[:200]}".strip()
+        return f"HTTP {self.status} {_said(self.body)}".strip()
+
+
+def _said(body: str) -> str:
+    """What an error body says: the messages of a JSON body (1.x ``error``, 2.x ``message``,
+    3.x ``error`` and ``data.error_message``), else its first 200 characters."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return body.strip()[:200]
+    if not isinstance(value, dict):
+        return body.strip()[:200]
+    said = [str(value[k]) for k in ("error", "message") if value.get(k)]
+    data = value.get("data")
+    for item in data if isinstance(data, list) else [data]:
+        if isinstance(item, dict) and item.get("error_message"):
+            said.append(f"line {item.get('line_number')}: {item['error_message']}")
+    return "; ".join(said)[:500] if said else body.strip()[:200]
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ OVERRIDES = {
     "--influx-database": "INFLUX_DATABASE",
     "--influx-org": "INFLUX_ORG",
     "--influx-bucket": "INFLUX_BUCKET",
+    "--influx-api": "INFLUX_API",
     "--metrics-address": "METRICS_ADDRESS",
 }
 
@@ -122,6 +123,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a TOML file of settings: the variable names in lower case (see README)",
     )
     parser.add_argument(
+        "--influx-no-sync",
+        action="store_true",
+        help="InfluxDB 3.x: acknowledged before the WAL is persisted (faster, less durable)",
+    )
+    parser.add_argument(
         "--no-create-database",
         action="store_true",
         help="InfluxDB 1.x: fail instead of creating a missing database",
@@ -157,10 +163,13 @@ def main(args: argparse.Namespace) -> int:
     config = load_config(
         overrides, env_file=args.env_file, tuning=tuning(args), config_file=args.config
     )
-    if args.no_create_database and config.influx is not None:
-        config = dataclasses.replace(
-            config, influx=dataclasses.replace(config.influx, create_database=False)
+    if config.influx is not None and (args.no_create_database or args.influx_no_sync):
+        influx = dataclasses.replace(
+            config.influx,
+            create_database=not args.no_create_database,
+            no_sync=args.influx_no_sync,
         )
+        config = dataclasses.replace(config, influx=influx)
     ops = None
     if config.metrics_address is not None:
         from .ops import Ops  # prometheus-client and Hypercorn load only when asked for

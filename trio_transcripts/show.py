@@ -158,8 +158,14 @@ def read_file(path: Path, conversation_id: str | None, start_ns: int | None) -> 
 def read_influx(
     settings: InfluxSettings, conversation_id: str | None, start_ns: int | None
 ) -> list[Row]:
-    if settings.api() is Api.V1:
+    api = settings.api()
+    if api is Api.V1:
         return _read_v1(settings, conversation_id, start_ns)
+    if api is Api.V3:
+        raise FatalError(
+            f"show does not read InfluxDB 3.x yet: query {settings.where} with SQL, e.g. "
+            f"SELECT time, speaker, text FROM transcriptions WHERE \"conversationId\" = '...'"
+        )
     return _read_v2(settings, conversation_id, start_ns)
 
 

@@ -35,8 +35,8 @@ from trio_transcripts.testing.simulator import Faults, SimConfig, Simulator
 from trio_transcripts.worker import Worker
 
 from ..conftest import start_influxd_or_skip
+from ..influxfront import Fault, InfluxFront
 from ..pipeline import pipeline_config, run_to_completion, simulator_env, start_worker_process
-from ..v2server import Fault, V2Server
 
 OUTAGE_S = float(os.environ.get("RELIABILITY_OUTAGE_S", "3"))
 
@@ -199,7 +199,7 @@ async def test_429_and_503_bursts_from_a_2x_endpoint(
     influxd: Influxd, database: str, tmp_path: Path
 ) -> None:
     influxd.query(f'CREATE DATABASE "{database}"')
-    with V2Server(influxd.url, buckets={database}) as v2:
+    with InfluxFront(influxd.url, buckets={database}) as v2:
         v2.faults.extend(
             [
                 Fault(429, {"Retry-After": "1"}),

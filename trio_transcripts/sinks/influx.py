@@ -53,12 +53,25 @@ log = logging.getLogger("trio_transcripts.sink")
 class Api(enum.Enum):
     V1 = "1.x /write"
     V2 = "2.x /api/v2/write"
+    V3 = "3.x /api/v3/write_lp"
+
+
+API_NAMES = {"v1": Api.V1, "v2": Api.V2, "v3": Api.V3}
+"""``INFLUX_API``'s values."""
+
+NEEDS = {
+    Api.V1: ("database",),
+    Api.V2: ("org", "bucket", "token"),
+    Api.V3: ("database", "token"),
+}
 
 
 @dataclass(frozen=True)
 class InfluxSettings:
     """Where and how to write. Give ``database`` for 1.x, or ``org``, ``bucket`` and
-    ``token`` for 2.x; both or neither is an error (see :meth:`api`)."""
+    ``token`` for 2.x; both or neither is an error (see :meth:`api`). InfluxDB 3 (``database``
+    and ``token``) is chosen by ``api_version="v3"`` (``INFLUX_API``), which may also name 1.x
+    or 2.x explicitly; ``no_sync`` trades 3.x's durability for latency."""
 
     url: str
     database: str | None = None
@@ -76,15 +89,19 @@ class InfluxSettings:
     timeout_s: float = 10.0
     startup_timeout_s: float = 30.0
     backoff: Backoff = Backoff()
+    api_version: str | None = None  # "v1", "v2", "v3"; None: inferred from the settings
+    no_sync: bool = False
 
     def api(self) -> Api:
+        if self.api_version is not None:
+            return self._chosen_api(self.api_version)
         v2 = [name for name in ("org", "bucket", "token") if getattr(self, name)]
         if self.database and v2:
             raise ConfigError(
                 [
                     f"InfluxDB settings are ambiguous: INFLUX_DATABASE (1.x) and "
                     f"{', '.join('INFLUX_' + n.upper() for n in v2)} (2.x) are both set; "
-                    f"keep one set"
+                    f"keep one set, or set INFLUX_API=v3 for InfluxDB 3 (database and token)"
                 ]
             )
         if self.database:
@@ -101,6 +118,23 @@ class InfluxSettings:
             )
         return Api.V2
 
+    def _chosen_api(self, name: str) -> Api:
+        api = API_NAMES.get(name.lower())
+        if api is None:
+            raise ConfigError([f"INFLUX_API must be v1, v2 or v3 (got {name!r})"])
+        missing = [n for n in NEEDS[api] if not getattr(self, n)]
+        if missing:
+            raise ConfigError(
+                [
+                    f"INFLUX_API={name} needs "
+                    + ", ".join("INFLUX_" + n.upper() for n in NEEDS[api])
+                    + " (missing: "
+                    + ", ".join("INFLUX_" + n.upper() for n in missing)
+                    + ")"
+                ]
+            )
+        return api
+
     @property
     def where(self) -> str:
         """The URL to print: without user-info (``redaction.py``)."""
@@ -109,9 +143,9 @@ class InfluxSettings:
     def describe(self) -> str:
         api = self.api()
         where = (
-            f"database {self.database!r}"
-            if api is Api.V1
-            else f"org {self.org!r}, bucket {self.bucket!r}"
+            f"org {self.org!r}, bucket {self.bucket!r}"
+            if api is Api.V2
+            else f"database {self.database!r}"
         )
         return f"InfluxDB {api.value} at {self.where}, {where}"
 
@@ -140,7 +174,11 @@ class InfluxSink:
     ) -> None:
         self.settings = settings
         self.api = settings.api()
-        self._service = Service.INFLUX_V1 if self.api is Api.V1 else Service.INFLUX_V2
+        self._service = {
+            Api.V1: Service.INFLUX_V1,
+            Api.V2: Service.INFLUX_V2,
+            Api.V3: Service.INFLUX_V3,
+        }[self.api]
         self.stats = SinkStatistics()
         self._rng = rng or random.Random()
         auth = None
@@ -149,6 +187,8 @@ class InfluxSink:
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         if self.api is Api.V2:
             headers["Authorization"] = f"Token {settings.token}"
+        elif self.api is Api.V3:
+            headers["Authorization"] = f"Bearer {settings.token}"
         self._client = httpx.AsyncClient(
             base_url=settings.url.rstrip("/"),
             auth=auth,
@@ -161,6 +201,16 @@ class InfluxSink:
             if settings.retention_policy:
                 params["rp"] = settings.retention_policy
             self._write_path, self._params = "/write", params
+        elif self.api is Api.V3:
+            # accept_partial=false: a bad point fails its batch, and splitting decides which
+            # points to set aside, as on 1.x and 2.x.
+            self._write_path = "/api/v3/write_lp"
+            self._params = {
+                "db": settings.database or "",
+                "precision": "nanosecond",
+                "accept_partial": "false",
+                "no_sync": "true" if settings.no_sync else "false",
+            }
         else:
             self._write_path = "/api/v2/write"
             self._params = {
@@ -328,14 +378,20 @@ class InfluxSink:
         if "database is required" in detail:
             return "InfluxDB says a database is required: set INFLUX_DATABASE"
         if detail.startswith("HTTP 404"):
-            what = (
-                f"org {self.settings.org!r} or bucket {self.settings.bucket!r}"
-                if self.api is Api.V2
-                else "the /write endpoint"
-            )
+            what, check = {
+                Api.V1: ("the /write endpoint", "INFLUX_URL"),
+                Api.V2: (
+                    f"org {self.settings.org!r} or bucket {self.settings.bucket!r}",
+                    "INFLUX_URL, INFLUX_ORG and INFLUX_BUCKET",
+                ),
+                Api.V3: (
+                    f"database {self.settings.database!r}",
+                    "INFLUX_URL and INFLUX_DATABASE (and that the database exists)",
+                ),
+            }[self.api]
             return (
                 f"InfluxDB at {self.settings.where} answered 404 for {what}: {detail}; check "
-                f"INFLUX_URL, INFLUX_ORG and INFLUX_BUCKET"
+                f"{check}"
             )
         return f"InfluxDB at {self.settings.where} answered an unexpected {detail}"
 
@@ -344,7 +400,7 @@ class InfluxSink:
             f"user {self.settings.username!r}"
             if self.api is Api.V1 and self.settings.username
             else "INFLUX_TOKEN"
-            if self.api is Api.V2
+            if self.api in (Api.V2, Api.V3)
             else "no credentials"
         )
         return (

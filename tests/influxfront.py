@@ -1,9 +1,13 @@
-"""A test-only InfluxDB 2.x write endpoint that stores into a real 1.x server.
+"""Test-only InfluxDB 2.x and 3.x write endpoints that store into a real 1.x server.
 
 ``POST /api/v2/write?org&bucket&precision`` with ``Authorization: Token <t>``: checks the token,
-org and bucket as 2.x does (401, 404), then forwards the lines to the real 1.6 server's
-``/write?db=<bucket>``, so reading the real server back proves what was stored. Faults are
-scripted: each request takes the next entry of :attr:`V2Server.faults` (if any) instead of, or
+org and bucket as 2.x does (401, 404). ``POST /api/v3/write_lp?db&precision&accept_partial``
+with ``Authorization: Bearer <t>``: checks the token and database as InfluxDB 3 does (401,
+404), and answers a refused write with 3.x's body (400, ``{"error": ..., "data": {"line_number",
+"original_line", "error_message"}}``, the shape of ``accept_partial=false``). Both forward the
+lines to the real 1.6 server's ``/write?db=<bucket or db>``, so reading the real server back
+proves what was stored. Faults are
+scripted: each request takes the next entry of :attr:`InfluxFront.faults` (if any) instead of, or
 before, being forwarded. A thread with the standard library's HTTP server: real sockets, no
 mocks, and independent of the Trio code under test.
 """
@@ -11,6 +15,7 @@ mocks, and independent of the Trio code under test.
 from __future__ import annotations
 
 import gzip
+import json
 import threading
 import time
 import urllib.error
@@ -35,7 +40,7 @@ class Fault:
     partial: bool = False
 
 
-class V2Server:
+class InfluxFront:
     def __init__(
         self,
         influx_url: str,
@@ -48,6 +53,7 @@ class V2Server:
         self.token, self.org = token, org
         self.buckets = buckets if buckets is not None else set()
         self.faults: deque[Fault] = deque()
+        self.v3_queries: list[dict[str, str]] = []  # the query of each 3.x write
         self.requests: list[tuple[str, int]] = []  # (path, status answered)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -58,7 +64,7 @@ class V2Server:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def __enter__(self) -> V2Server:
+    def __enter__(self) -> InfluxFront:
         self._thread.start()
         return self
 
@@ -110,13 +116,16 @@ class V2Server:
                     self._answer(fault.status, fault.body, fault.headers)
                     return
                 url = urllib.parse.urlsplit(self.path)
+                query = dict(urllib.parse.parse_qsl(url.query))
+                if url.path == "/api/v3/write_lp":
+                    self._v3(query, body)
+                    return
                 if url.path != "/api/v2/write":
                     self._answer(404, '{"code":"not found"}')
                     return
                 if self.headers.get("Authorization") != f"Token {outer.token}":
                     self._answer(401, '{"code":"unauthorized","message":"unauthorized access"}')
                     return
-                query = dict(urllib.parse.parse_qsl(url.query))
                 if query.get("org") != outer.org or query.get("bucket") not in outer.buckets:
                     self._answer(
                         404,
@@ -129,6 +138,35 @@ class V2Server:
                     self._answer(204)
                 elif fault.partial or "partial write" in text:
                     self._answer(422, f'{{"code":"unprocessable entity","message":{text!r}}}')
+                else:
+                    self._answer(status if status < 500 else 500, text)
+
+            def _v3(self, query: dict[str, str], body: bytes) -> None:
+                outer.v3_queries.append(query)
+                if self.headers.get("Authorization") != f"Bearer {outer.token}":
+                    self._answer(401, '{"error":"the request was not authenticated"}')
+                    return
+                if query.get("db") not in outer.buckets:
+                    self._answer(404, f'{{"error":"database not found: {query.get("db")}"}}')
+                    return
+                if query.get("precision") not in (None, "auto", "nanosecond"):
+                    self._answer(400, '{"error":"this front forwards nanoseconds only"}')
+                    return
+                status, text = self._forward(query["db"], body)
+                if status == 204:
+                    self._answer(204)
+                elif status == 400:
+                    first = body.decode(errors="replace").splitlines()[0]
+                    message = json.loads(text).get("error", text) if text.startswith("{") else text
+                    error = {
+                        "error": "parsing failed for write_lp endpoint",
+                        "data": {
+                            "original_line": first,
+                            "line_number": 1,
+                            "error_message": message,
+                        },
+                    }
+                    self._answer(400, json.dumps(error))
                 else:
                     self._answer(status if status < 500 else 500, text)
 
