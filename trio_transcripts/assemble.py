@@ -39,11 +39,15 @@ def configured_source(config: Config, tokens: TokenManager | None) -> Source:
             "the Notifications source needs GENESYS_CLIENT_ID, GENESYS_CLIENT_SECRET and a "
             "region or GENESYS_API_URL"
         )
+    conversations = config.conversation_ids
+    if config.shard is not None:
+        conversations = tuple(c for c in conversations if config.shard.owns(c))
     settings = NotificationsSettings(
         config.api_url,
-        config.conversation_ids,
+        conversations,
         config.queue_ids,
         heartbeat_timeout_s=config.heartbeat_timeout_s,
+        shard=config.shard,
     )
     return NotificationsSource(settings, tokens)
 

@@ -6,7 +6,8 @@ In the spirit of h11's ``_state.py``, every transition lives here; the Trio side
 and behaviour:
 
 * topics are packed into *slots* of at most 1,000 (the per-channel limit), one channel and one
-  socket each; a topic is in one slot only; a new slot opens when all are full;
+  socket each; a topic is in one slot only; a new slot opens when all are full, up to the 20
+  channels one OAuth client may hold;
 * a channel's subscriptions follow its slot's topics: ``POST`` what is new; when a topic must
   go, ``PUT`` the whole list (the API removes no single topic);
 * a channel rotates ``rotate_before_s`` before it ``expires``, but never before half its life
@@ -23,6 +24,11 @@ from dataclasses import dataclass, field
 from .wire.genesys import transcription_topic
 
 MAX_TOPICS_PER_CHANNEL = 1000
+MAX_CHANNELS = 20  # per OAuth client
+
+
+class ChannelBudgetExceeded(Exception):
+    """A topic would need a channel beyond what one OAuth client may hold."""
 
 
 class SocketEnd(enum.Enum):
@@ -109,8 +115,11 @@ class Placement:
 class ChannelPlan:
     """The slots and their topics, and the counters; see the module docstring."""
 
-    def __init__(self, max_topics_per_channel: int = MAX_TOPICS_PER_CHANNEL) -> None:
+    def __init__(
+        self, max_topics_per_channel: int = MAX_TOPICS_PER_CHANNEL, max_channels: int = MAX_CHANNELS
+    ) -> None:
         self.max_topics = max_topics_per_channel
+        self.max_channels = max_channels
         self.slots: list[Slot] = []
         self.counters = ChannelCounters()
 
@@ -127,6 +136,12 @@ class ChannelPlan:
         slot = next((s for s in self.slots if len(s.topics) < self.max_topics), None)
         opened = slot is None
         if slot is None:
+            if len(self.slots) >= self.max_channels:
+                raise ChannelBudgetExceeded(
+                    f"{topic} would need channel {len(self.slots) + 1}; one OAuth client may "
+                    f"hold {self.max_channels} channels of {self.max_topics} topics: shard "
+                    f"the conversations over more OAuth clients (SHARD, GENESYS_CLIENT_ID)"
+                )
             slot = Slot(len(self.slots))
             self.slots.append(slot)
         slot.topics.add(topic)

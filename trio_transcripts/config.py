@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from . import regions
 from .errors import ConfigError
 from .lineproto import Schema
 from .redaction import redact_url
+from .shard import Shard, budget_problem, parse_shard
 from .sinks.influx import InfluxSettings
 
 
@@ -62,6 +64,7 @@ class Config(WorkerSettings):
     heartbeat_timeout_s: float = 35.0
     schema: Schema = Schema()
     metrics_address: str | None = None  # HOST:PORT for /metrics, /healthz, /readyz
+    shard: Shard | None = None  # follow only this shard's conversations (shard.py)
     spool_dir: Path | None = None
     spool_max_bytes: int = 1 << 30
     spool_after_s: float = 5.0
@@ -89,6 +92,7 @@ SETTINGS = (
     "INFLUX_TOKEN",
     "INFLUX_API",
     "METRICS_ADDRESS",
+    "SHARD",
 )
 """Every setting, by its environment variable name; a config file uses them in lower case."""
 
@@ -260,6 +264,18 @@ def load_config(
             f"INFLUX_URL is missing while {', '.join(influx_vars)} is set: e.g. "
             f"INFLUX_URL=http://localhost:8086"
         )
+    shard: Shard | None = None
+    if get("SHARD") is not None:
+        try:
+            shard = parse_shard(get("SHARD") or "", get("HOSTNAME") or socket.gethostname())
+        except ValueError as exc:
+            problems.append(str(exc))
+        if shard is not None and stream_url:
+            problems.append("SHARD applies to the Notifications source, not GENESYS_STREAM_URL")
+    if source_required and not stream_url:
+        budget = budget_problem(shard, conversations, queues)
+        if budget is not None:
+            problems.append(budget)
     metrics_address = get("METRICS_ADDRESS")
     if metrics_address is not None:
         host, _, port = metrics_address.rpartition(":")
@@ -279,6 +295,7 @@ def load_config(
         stream_url=stream_url,
         influx=influx,
         metrics_address=metrics_address,
+        shard=shard,
         **tuning,  # type: ignore[arg-type]
     )
 

@@ -52,6 +52,7 @@ import trio_websocket
 
 from ..auth import TokenManager
 from ..channels import (
+    ChannelBudgetExceeded,
     ChannelCounters,
     ChannelPlan,
     Placement,
@@ -65,6 +66,7 @@ from ..model import Ignored, Malformed, Merge
 from ..outcomes import outcome_of, outcome_of_error
 from ..redaction import redact_url
 from ..retry import Action, Backoff, Service, classify, next_delay
+from ..shard import CHANNELS_PER_CLIENT, Shard
 from ..wire.genesys import (
     ChannelGone,
     QueueConversation,
@@ -95,9 +97,11 @@ class NotificationsSettings:
     rotate_before_s: float = 600.0
     old_socket_grace_s: float = 65.0
     max_topics_per_channel: int = 1000
+    max_channels: int = CHANNELS_PER_CLIENT
     socket: SocketOptions = SocketOptions()
     backoff: Backoff = Backoff(base_s=0.5, cap_s=30.0)
     timeout_s: float = 10.0
+    shard: Shard | None = None  # follow only this shard's conversations (``shard.py``)
 
 
 class _ChannelLost(Exception):
@@ -147,7 +151,7 @@ class NotificationsSource:
     ) -> None:
         self.settings = settings
         self.tokens = tokens
-        self.plan = ChannelPlan(settings.max_topics_per_channel)
+        self.plan = ChannelPlan(settings.max_topics_per_channel, settings.max_channels)
         self._rng = rng or random.Random()
         self._client = httpx.AsyncClient(
             base_url=settings.api_url.rstrip("/"),
@@ -212,12 +216,17 @@ class NotificationsSource:
                 for slot in self.plan.slots:  # conversations added before run()
                     nursery.start_soon(self._run_slot, slot)
                 for queue_id in self.settings.queue_ids:
-                    self._place(self.plan.add(queue_conversations_topic(queue_id)))
+                    self._add(queue_conversations_topic(queue_id))
                 for conversation_id in self.settings.conversation_ids:
-                    self._place(self.plan.add(transcription_topic(conversation_id)))
-                if not self.plan.slots:
+                    self._add(transcription_topic(conversation_id))
+                if not self.plan.slots and self.settings.shard is None:
                     raise SourceError(
                         "nothing to subscribe: set CONVERSATION_ID or GENESYS_QUEUE_ID"
+                    )
+                if not self.plan.slots:
+                    log.warning(
+                        "shard %s owns none of the conversations given; it follows none",
+                        self.settings.shard,
                     )
                 task_status.started()
         finally:
@@ -230,7 +239,7 @@ class NotificationsSource:
 
     def add_conversation(self, conversation_id: str) -> None:
         """Subscribe a conversation's transcription topic (no-op if already subscribed)."""
-        self._place(self.plan.add(transcription_topic(conversation_id)))
+        self._add(transcription_topic(conversation_id))
 
     def remove_conversation(self, conversation_id: str) -> None:
         for slot in self.plan.remove_conversation(conversation_id):
@@ -240,6 +249,12 @@ class NotificationsSource:
 
     def _slot_tasks(self, slot: Slot) -> _SlotTasks:
         return self._tasks.setdefault(slot.index, _SlotTasks())
+
+    def _add(self, topic: str) -> None:
+        try:
+            self._place(self.plan.add(topic))
+        except ChannelBudgetExceeded as exc:
+            raise SourceError(str(exc)) from None
 
     def _place(self, placement: Placement | None) -> None:
         """Carry out the planner's placement of a topic: a new channel, or a resubscribe."""
@@ -374,8 +389,11 @@ class NotificationsSource:
     async def _keep_subscriptions(self, slot: Slot, channel: _Channel) -> None:
         tasks = self._slot_tasks(slot)
         while True:
-            await tasks.changed.wait()
+            # Taken before subscribing: a topic added while a request is in flight sets this
+            # event, so it is subscribed by the next round instead of waiting for another.
+            changed = tasks.changed
             await self._subscribe(slot, channel)
+            await changed.wait()
 
     # --- sockets ----------------------------------------------------------------------
 
@@ -505,7 +523,13 @@ class NotificationsSource:
                     log.warning("channel %s reported 404: %s", channel.id, event.message)
                     return SocketEnd.GONE
                 elif isinstance(event, QueueConversation):
-                    placement = self.plan.discovered(event.conversation_id)
+                    shard = self.settings.shard
+                    if shard is not None and not shard.owns(event.conversation_id):
+                        continue  # another shard's; it subscribes to the same queue
+                    try:
+                        placement = self.plan.discovered(event.conversation_id)
+                    except ChannelBudgetExceeded as exc:
+                        raise SourceError(str(exc)) from None
                     if placement is not None:
                         log.info(
                             "queue %s: conversation %s appeared; subscribing",

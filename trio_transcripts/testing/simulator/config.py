@@ -75,6 +75,10 @@ class SimConfig:
     token_lifetime_s: int = field(default=86_400, metadata=_help("expires_in of each token"))
     channel_ttl_s: float = field(default=86_400.0, metadata=_help("lifetime of a channel"))
     heartbeat_s: float = field(default=30.0, metadata=_help("heartbeat interval"))
+    start_after_sockets: int = field(
+        default=1,
+        metadata=_help("hold the first frame until this many sockets would take it (shards)"),
+    )
     subscribe_wait_s: float = field(
         default=10.0,
         metadata=_help("how long a frame waits for a subscribed socket before it is skipped"),

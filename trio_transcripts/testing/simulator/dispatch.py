@@ -85,7 +85,10 @@ class Dispatcher:
         next_at = trio.current_time()
         sent = 0
         faults = self.faults
-        for frame in self.frames():
+        for sent_frames, frame in enumerate(self.frames()):
+            if sent_frames == 0:
+                while len(self.hub.targets(frame)) < self.config.start_after_sockets:
+                    await self.hub.wait_changed()
             if interval:
                 next_at = max(next_at + interval, trio.current_time() - 1.0)
                 await trio.sleep_until(next_at)
