@@ -99,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    args.raw_arguments = argv[argv.index(args.command) + 1 :]  # for run --workers
     setup_logging(args.log_format, args.debug, quiet=args.command == "demo")
     module = importlib.import_module(COMMANDS[args.command][0])
     try:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -19,6 +21,7 @@ import trio
 
 from .assemble import assemble
 from .config import load_config
+from .errors import ConfigError
 from .lineproto import Schema
 from .worker import Worker
 
@@ -38,6 +41,7 @@ OVERRIDES = {
     "--influx-bucket": "INFLUX_BUCKET",
     "--influx-api": "INFLUX_API",
     "--metrics-address": "METRICS_ADDRESS",
+    "--shard": "SHARD",
 }
 
 
@@ -115,6 +119,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_worker_flags(parser)
     for flag, var in OVERRIDES.items():
         parser.add_argument(flag, dest=var, help=f"overrides {var}")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N shard processes (--shard 0/N ... N-1/N) under one supervisor",
+    )
+    parser.add_argument("--account-json", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--env-file", type=Path, default=Path(".env"))
     parser.add_argument(
         "--config",
@@ -160,6 +172,8 @@ async def run_until_signalled(worker: Worker, ops: Ops | None = None) -> None:
 
 def main(args: argparse.Namespace) -> int:
     overrides = {var: getattr(args, var) for var in OVERRIDES.values()}
+    if args.workers != 1:
+        return _supervise(args, overrides)
     config = load_config(
         overrides, env_file=args.env_file, tuning=tuning(args), config_file=args.config
     )
@@ -178,4 +192,43 @@ def main(args: argparse.Namespace) -> int:
     worker = assemble(config, observer=ops.metrics if ops is not None else None)
     trio.run(run_until_signalled, worker, ops)
     print(f"account: {worker.account.summary()}", file=sys.stderr)
+    if args.account_json:  # for a supervisor (supervisor.py)
+        print(f"account-json: {json.dumps(dataclasses.asdict(worker.account))}", file=sys.stderr)
     return 0
+
+
+def _supervise(args: argparse.Namespace, overrides: dict[str, str | None]) -> int:
+    """``--workers N``: check the settings once here, then run N shard processes."""
+    from .supervisor import Supervisor
+
+    if args.workers < 1:
+        raise ConfigError([f"--workers must be at least 1 (got {args.workers})"])
+    if overrides.get("SHARD") or os.environ.get("SHARD"):
+        raise ConfigError(["--workers N makes its own shards: drop --shard / SHARD"])
+    config = load_config(
+        {**overrides, "SHARD": f"0/{args.workers}"},
+        env_file=args.env_file,
+        tuning=tuning(args),
+        config_file=args.config,
+    )
+    supervisor = Supervisor(
+        _without(args.raw_arguments, ("--workers", "--metrics-address")),
+        args.workers,
+        metrics_address=config.metrics_address,
+        status_interval_s=config.status_interval_s,
+    )
+    return trio.run(supervisor.run)
+
+
+def _without(arguments: list[str], flags: tuple[str, ...]) -> list[str]:
+    """``arguments`` less each of ``flags`` and its value (``--flag V`` or ``--flag=V``)."""
+    kept: list[str] = []
+    skip = False
+    for argument in arguments:
+        if skip:
+            skip = False
+        elif argument in flags:
+            skip = True
+        elif not argument.startswith(tuple(f"{flag}=" for flag in flags)):
+            kept.append(argument)
+    return kept

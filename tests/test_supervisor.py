@@ -1,0 +1,93 @@
+"""``run --workers N``: shard processes under a supervisor, a child killed and restarted,
+SIGTERM passed on, a configuration over the channel budget refused."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from functools import partial
+from pathlib import Path
+
+import trio
+
+from trio_transcripts.testing.influxd import Influxd
+from trio_transcripts.testing.simulator import SimConfig, Simulator
+
+from .pipeline import finals_in, kill_at_once, simulator_env
+
+
+async def test_workers_restart_a_killed_child_and_stop_in_order(
+    tmp_path: Path, influxd: Influxd, database: str
+) -> None:
+    sim = Simulator(SimConfig(calls=30, utterances=12, rate=60))
+    async with trio.open_nursery() as nursery:
+        info = await nursery.start(sim.run)
+        env = simulator_env(info) | {"INFLUX_URL": influxd.url, "INFLUX_DATABASE": database}
+        command = [sys.executable, "-m", "trio_transcripts", "run", "--workers", "3"]
+        command += ["--spool", str(tmp_path / "spool"), "--spool-after", "0.5"]
+        command += ["--status-interval", "0.5", "--dead-letter", str(tmp_path / "dead.jsonl")]
+        process: trio.Process = await nursery.start(
+            partial(
+                trio.run_process,
+                command,
+                env=env,
+                cwd=tmp_path,
+                stderr=subprocess.PIPE,
+                check=False,
+                deliver_cancel=kill_at_once,
+            )
+        )
+        assert process.stderr is not None
+        output = b""
+
+        async def until(pattern: bytes) -> re.Match[bytes]:
+            nonlocal output
+            while (found := re.search(pattern, output)) is None:
+                output += await process.stderr.receive_some(65536)  # type: ignore[union-attr]
+            return found
+
+        with trio.fail_after(90):
+            pid = int((await until(rb"worker 1/3 started \(pid (\d+)\)")).group(1))
+            await until(rb"status: 3 of 3 workers up, .* [1-9]\d* persisted")
+            os.kill(pid, signal.SIGKILL)  # the fault under test
+            await until(rb"worker 1/3 exited \(signal 9\); restart 1")
+            await until(rb"worker 1/3 started \(pid (?!" + str(pid).encode() + rb"\))\d+\)")
+            restarted_at = len(sim.truth)
+            await sim.done.wait()
+            mark = len(output)
+            while not re.search(rb"status: 3 of 3 workers up, 0 frames/s", output[mark:]):
+                output += await process.stderr.receive_some(65536)
+            process.send_signal(signal.SIGTERM)
+            while chunk := await process.stderr.receive_some(65536):
+                output += chunk
+            await process.wait()
+        nursery.cancel_scope.cancel()
+    text = output.decode()
+    assert process.returncode == 0, text[-3000:]
+    assert text.count("SIGTERM: shutting down in order") >= 3, "each child drained in order"
+    assert re.search(r"^account: .*; 1 restart\(s\)$", text, re.M), text[-1000:]
+    stored = finals_in(influxd, database)  # asserts: nothing stored twice
+    late = {(str(t["conversationId"]), str(t["utteranceId"])) for t in sim.truth[restarted_at:]}
+    assert late <= set(stored), "every call resumed after the restart, the killed shard's too"
+    assert not list((tmp_path / "spool").glob("*/spool-*.log")), "every spool replayed"
+
+
+async def test_more_shards_than_channels_is_refused(tmp_path: Path) -> None:
+    env = simulator_env() | {
+        "GENESYS_CLIENT_ID": "id",
+        "GENESYS_CLIENT_SECRET": "secret",
+        "CONVERSATION_ID": "c1",
+    }
+    result = await trio.run_process(
+        [sys.executable, "-m", "trio_transcripts", "run", "--workers", "21"],
+        env=env,
+        cwd=tmp_path,
+        capture_stderr=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert b"21 shard(s) x 1 channel(s) each = 21 channels" in result.stderr
+    assert b"OAuth client" in result.stderr
