@@ -18,6 +18,7 @@ import pytest
 import trio
 import yaml
 
+from trio_transcripts.shard import shard_of
 from trio_transcripts.testing.influxd import Influxd, free_port
 from trio_transcripts.testing.simulator import SimConfig, Simulator
 
@@ -124,3 +125,72 @@ async def test_the_containers_command_and_healthcheck_with_composes_settings(
     (row,) = influxd.query("SELECT count(text) FROM transcriptions", db=database)
     assert row["count"] == len(sim.truth) == 8
     assert (state / "spool").is_dir()
+
+
+async def test_the_statefulset_pod_runs_its_own_shard(
+    tmp_path: Path, influxd: Influxd, database: str
+) -> None:
+    documents = list(yaml.safe_load_all((DEPLOY / "kubernetes.yaml").read_text()))
+    kinds = {d["kind"]: d for d in documents}
+    stateful = kinds["StatefulSet"]["spec"]
+    replicas = stateful["replicas"]
+    (container,) = stateful["template"]["spec"]["containers"]
+    args: list[str] = container["args"]
+    assert args[args.index("--shard") + 1] == f"auto/{replicas}"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert stateful["volumeClaimTemplates"][0]["metadata"]["name"] == "state"
+    settings: dict[str, str] = dict(kinds["ConfigMap"]["data"])
+    assert settings["INFLUX_API"] == "v3"
+    state = tmp_path / "state"
+    state.mkdir()
+    args = [
+        a.replace(STATE, str(state)).replace("0.0.0.0:9464", f"127.0.0.1:{free_port()}")
+        for a in args
+    ]
+    influxd.query(f'CREATE DATABASE "{database}"')
+    # Only pod 2 runs here: the other shards' frames find no subscriber and are skipped soon.
+    sim = Simulator(
+        SimConfig(
+            calls=16, utterances=3, queue_id=settings["GENESYS_QUEUE_ID"], subscribe_wait_s=0.01
+        )
+    )
+    with InfluxFront(influxd.url, buckets={database}) as front:
+        async with trio.open_nursery() as nursery:
+            info = await nursery.start(sim.run)
+            env = simulator_env(info) | settings
+            del env["CONVERSATION_ID"]  # the queue announces the calls
+            env |= {
+                "HOSTNAME": "transcripts-2",  # what Kubernetes sets in pod 2
+                "GENESYS_CLIENT_ID": "sim-client",
+                "INFLUX_URL": front.url,
+                "INFLUX_DATABASE": database,
+                "INFLUX_TOKEN": "t0ken",
+            }
+            process: trio.Process = await nursery.start(
+                partial(
+                    trio.run_process,
+                    [sys.executable, "-m", "trio_transcripts", *args, "--status-interval", "0.5"],
+                    env=env,
+                    cwd=state,
+                    stderr=subprocess.PIPE,
+                    check=False,
+                    deliver_cancel=kill_at_once,
+                )
+            )
+            output = b""
+            with trio.fail_after(60):
+                await sim.done.wait()
+                while b"status: 0 frames/s" not in output[-2000:]:
+                    output += await process.stderr.receive_some(65536)  # type: ignore[union-attr]
+                process.send_signal(signal.SIGTERM)
+                while chunk := await process.stderr.receive_some(65536):  # type: ignore[union-attr]
+                    output += chunk
+                await process.wait()
+            nursery.cancel_scope.cancel()
+    assert process.returncode == 0, output.decode()[-2000:]
+    assert b"shard 2/4" in output
+    rows = influxd.query("SELECT * FROM transcriptions WHERE final = true", db=database)
+    stored = {(r["conversationId"], r["utteranceId"]) for r in rows}
+    mine = [t for t in sim.truth if shard_of(str(t["conversationId"]), replicas) == 2]
+    assert stored == {(t["conversationId"], t["utteranceId"]) for t in mine} != set()
+    assert all(shard_of(str(c), replicas) == 2 for c, _ in stored), "only its own calls"

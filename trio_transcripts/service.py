@@ -184,6 +184,14 @@ def main(args: argparse.Namespace) -> int:
             no_sync=args.influx_no_sync,
         )
         config = dataclasses.replace(config, influx=influx)
+    if config.shard is not None:
+        log.info(
+            "shard %s: following %d of the %d conversations given, and queue announcements "
+            "of its own",
+            config.shard,
+            sum(1 for c in config.conversation_ids if config.shard.owns(c)),
+            len(config.conversation_ids),
+        )
     ops = None
     if config.metrics_address is not None:
         from .ops import Ops  # prometheus-client and Hypercorn load only when asked for
