@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from trio_transcripts.testing.influxd import Influxd, free_port
 from trio_transcripts.testing.simulator import SimConfig, Simulator
 
 from .influxfront import InfluxFront
-from .pipeline import kill_at_once, simulator_env
+from .pipeline import simulator_env, start_worker_process
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 STATE = "/var/lib/trio-transcripts"
@@ -98,17 +97,8 @@ async def test_the_containers_command_and_healthcheck_with_composes_settings(
             env = simulator_env(info) | environment
             del env["GENESYS_CLIENT_SECRET"]  # from its file, as in the container
             env |= {"INFLUX_URL": v2.url, "INFLUX_BUCKET": database}
-            process: trio.Process = await nursery.start(
-                partial(
-                    trio.run_process,
-                    command,
-                    env=env,
-                    cwd=state,
-                    stderr=subprocess.PIPE,
-                    check=False,
-                    deliver_cancel=kill_at_once,
-                )
-            )
+            assert command[1:4] == ["-m", "trio_transcripts", "run"]
+            process = await start_worker_process(nursery, *command[4:], env=env, cwd=state)
             output = b""
             with trio.fail_after(60):
                 await sim.done.wait()
@@ -166,16 +156,9 @@ async def test_the_statefulset_pod_runs_its_own_shard(
                 "INFLUX_DATABASE": database,
                 "INFLUX_TOKEN": "t0ken",
             }
-            process: trio.Process = await nursery.start(
-                partial(
-                    trio.run_process,
-                    [sys.executable, "-m", "trio_transcripts", *args, "--status-interval", "0.5"],
-                    env=env,
-                    cwd=state,
-                    stderr=subprocess.PIPE,
-                    check=False,
-                    deliver_cancel=kill_at_once,
-                )
+            assert args[0] == "run"
+            process = await start_worker_process(
+                nursery, *args[1:], "--status-interval", "0.5", env=env, cwd=state
             )
             output = b""
             with trio.fail_after(60):

@@ -6,9 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import sys
-from functools import partial
 from pathlib import Path
 
 import trio
@@ -16,7 +14,7 @@ import trio
 from trio_transcripts.testing.influxd import Influxd
 from trio_transcripts.testing.simulator import SimConfig, Simulator
 
-from .pipeline import finals_in, kill_at_once, simulator_env
+from .pipeline import finals_in, simulator_env, start_worker_process
 
 
 async def test_workers_restart_a_killed_child_and_stop_in_order(
@@ -26,19 +24,12 @@ async def test_workers_restart_a_killed_child_and_stop_in_order(
     async with trio.open_nursery() as nursery:
         info = await nursery.start(sim.run)
         env = simulator_env(info) | {"INFLUX_URL": influxd.url, "INFLUX_DATABASE": database}
-        command = [sys.executable, "-m", "trio_transcripts", "run", "--workers", "3"]
-        command += ["--spool", str(tmp_path / "spool"), "--spool-after", "0.5"]
-        command += ["--status-interval", "0.5", "--dead-letter", str(tmp_path / "dead.jsonl")]
-        process: trio.Process = await nursery.start(
-            partial(
-                trio.run_process,
-                command,
-                env=env,
-                cwd=tmp_path,
-                stderr=subprocess.PIPE,
-                check=False,
-                deliver_cancel=kill_at_once,
-            )
+        process = await start_worker_process(
+            nursery,
+            *("--workers", "3", "--spool", str(tmp_path / "spool"), "--spool-after", "0.5"),
+            *("--status-interval", "0.5", "--dead-letter", str(tmp_path / "dead.jsonl")),
+            env=env,
+            cwd=tmp_path,
         )
         assert process.stderr is not None
         output = b""
