@@ -126,3 +126,13 @@ def simulator_env(info: dict[str, object] | None = None) -> dict[str, str]:
             }
         )  # type: ignore[arg-type]
     return env
+
+
+async def read_until_exit(process: trio.Process) -> bytes:
+    """The rest of ``process``'s stderr, once it has exited."""
+    assert process.stderr is not None
+    rest = b""
+    while chunk := await process.stderr.receive_some(65536):
+        rest += chunk
+    await process.wait()
+    return rest

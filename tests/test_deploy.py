@@ -22,7 +22,7 @@ from trio_transcripts.testing.influxd import Influxd, free_port
 from trio_transcripts.testing.simulator import SimConfig, Simulator
 
 from .influxfront import InfluxFront
-from .pipeline import simulator_env, start_worker_process
+from .pipeline import read_until_exit, simulator_env, start_worker_process
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 STATE = "/var/lib/trio-transcripts"
@@ -106,9 +106,7 @@ async def test_the_containers_command_and_healthcheck_with_composes_settings(
                     output += await process.stderr.receive_some(65536)  # type: ignore[union-attr]
                 healthy = await trio.run_process(healthcheck, check=False)
                 process.send_signal(signal.SIGTERM)
-                while chunk := await process.stderr.receive_some(65536):  # type: ignore[union-attr]
-                    output += chunk
-                await process.wait()
+                output += await read_until_exit(process)
             nursery.cancel_scope.cancel()
     assert healthy.returncode == 0, "HEALTHCHECK saw /readyz answer 200"
     assert process.returncode == 0, output.decode()[-2000:]
@@ -166,9 +164,7 @@ async def test_the_statefulset_pod_runs_its_own_shard(
                 while b"status: 0 frames/s" not in output[-2000:]:
                     output += await process.stderr.receive_some(65536)  # type: ignore[union-attr]
                 process.send_signal(signal.SIGTERM)
-                while chunk := await process.stderr.receive_some(65536):  # type: ignore[union-attr]
-                    output += chunk
-                await process.wait()
+                output += await read_until_exit(process)
             nursery.cancel_scope.cancel()
     assert process.returncode == 0, output.decode()[-2000:]
     assert b"shard 2/4" in output

@@ -321,23 +321,25 @@ async def test_v2_422_partial_write(
 
 
 @pytest.mark.parametrize(
-    ("change", "message"),
+    ("api", "change", "message"),
     [
-        ({"token": "wrong"}, "refused to let us write \\(HTTP 401.*INFLUX_TOKEN"),
-        ({"bucket": "nope"}, "404 for org 'acme' or bucket 'nope'"),
+        ("v2", {"token": "wrong"}, "refused to let us write \\(HTTP 401.*with INFLUX_TOKEN"),
+        ("v2", {"bucket": "nope"}, "404 for org 'acme' or bucket 'nope'"),
+        ("v3", {"token": "wrong"}, "refused to let us write \\(HTTP 401.*with INFLUX_TOKEN"),
+        ("v3", {"database": "nope"}, "404 for database 'nope'.*INFLUX_DATABASE"),
     ],
 )
-async def test_v2_fatal_answers_drop_nothing(
-    v2: InfluxFront, database: str, tmp_path: Path, change: dict[str, str], message: str
+async def test_fatal_answers_keep_the_batch(
+    v2: InfluxFront, database: str, api: str, change: dict[str, str], message: str
 ) -> None:
+    where = {"org": "acme", "bucket": database} if api == "v2" else {"database": database}
     config = InfluxSettings(
-        **{"url": v2.url, "org": "acme", "bucket": database, "token": "t0ken", **change}
+        **{"url": v2.url, "token": "t0ken", "api_version": api, **where, **change}
     )  # type: ignore[arg-type]
     async with InfluxSink(config) as sink:
         with pytest.raises(FatalSinkError, match=message) as caught:
             await sink.write([utterance(0)])
-    assert len(caught.value.unwritten) == 1
-    assert "wrong" not in str(caught.value)
+    assert len(caught.value.unwritten) == 1 and "wrong" not in str(caught.value)
 
 
 # --- the file sink ---------------------------------------------------------------------
@@ -430,25 +432,6 @@ async def test_v3_retries_429_and_503_honouring_retry_after(
         result = await sink.write([utterance(0)])
     assert result.acknowledged == 1 and sink.stats.retries == 2
     assert sink.stats.last_retry_delay_s == 0.0, "the server's word, not our backoff"
-
-
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ({"token": "wrong"}, "refused to let us write \\(HTTP 401.*with INFLUX_TOKEN"),
-        ({"database": "nope"}, "404 for database 'nope'.*INFLUX_DATABASE"),
-    ],
-)
-async def test_v3_fatal_answers_keep_the_batch(
-    v2: InfluxFront, database: str, change: dict[str, str], message: str
-) -> None:
-    config = InfluxSettings(
-        **{"url": v2.url, "database": database, "token": "t0ken", "api_version": "v3", **change}
-    )  # type: ignore[arg-type]
-    async with InfluxSink(config) as sink:
-        with pytest.raises(FatalSinkError, match=message) as caught:
-            await sink.write([utterance(0)])
-    assert len(caught.value.unwritten) == 1 and "wrong" not in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import trio
 from trio_transcripts.testing.influxd import free_port
 from trio_transcripts.testing.simulator import SimConfig, Simulator
 
-from .pipeline import simulator_env, start_worker_process
+from .pipeline import read_until_exit, simulator_env, start_worker_process
 
 MARK = "S3CR3T"  # in every secret below, and nowhere else
 
@@ -79,9 +79,7 @@ async def test_no_secret_in_anything_printed(
                     for path in ("/readyz", "/metrics"):
                         output += (await client.get(path)).content
                 process.send_signal(signal.SIGTERM)
-            while chunk := await process.stderr.receive_some(65536):
-                output += chunk
-            await process.wait()
+            output += await read_until_exit(process)
         nursery.cancel_scope.cancel()
     text = output.decode()
     assert process.returncode == (1 if case == "refused-token" else 0), text[-3000:]

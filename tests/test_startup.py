@@ -19,7 +19,7 @@ from trio_transcripts.assemble import assemble
 from trio_transcripts.testing.influxd import free_port
 from trio_transcripts.testing.simulator import Faults, SimConfig, Simulator
 
-from .pipeline import simulator_config, simulator_env, start_worker_process
+from .pipeline import read_until_exit, simulator_config, simulator_env, start_worker_process
 
 SHUTDOWN_TIMEOUT_S = 5.0
 
@@ -79,9 +79,7 @@ async def test_sigterm_during_startup_ends_the_run_in_time(
                 output += await process.stderr.receive_some(65536)
             process.send_signal(signal.SIGTERM)
             signalled = trio.current_time()
-            while chunk := await process.stderr.receive_some(65536):
-                output += chunk
-            await process.wait()
+            output += await read_until_exit(process)
         stopped_in_s = trio.current_time() - signalled
         nursery.cancel_scope.cancel()
     text = output.decode()

@@ -14,7 +14,7 @@ import trio
 from trio_transcripts.testing.influxd import Influxd
 from trio_transcripts.testing.simulator import SimConfig, Simulator
 
-from .pipeline import finals_in, simulator_env, start_worker_process
+from .pipeline import finals_in, read_until_exit, simulator_env, start_worker_process
 
 
 async def test_workers_restart_a_killed_child_and_stop_in_order(
@@ -52,9 +52,7 @@ async def test_workers_restart_a_killed_child_and_stop_in_order(
             while not re.search(rb"status: 3 of 3 workers up, 0 frames/s", output[mark:]):
                 output += await process.stderr.receive_some(65536)
             process.send_signal(signal.SIGTERM)
-            while chunk := await process.stderr.receive_some(65536):
-                output += chunk
-            await process.wait()
+            output += await read_until_exit(process)
         nursery.cancel_scope.cancel()
     text = output.decode()
     assert process.returncode == 0, text[-3000:]

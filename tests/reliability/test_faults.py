@@ -36,7 +36,13 @@ from trio_transcripts.worker import Worker
 
 from ..conftest import start_influxd_or_skip
 from ..influxfront import Fault, InfluxFront
-from ..pipeline import pipeline_config, run_to_completion, simulator_env, start_worker_process
+from ..pipeline import (
+    pipeline_config,
+    read_until_exit,
+    run_to_completion,
+    simulator_env,
+    start_worker_process,
+)
 
 OUTAGE_S = float(os.environ.get("RELIABILITY_OUTAGE_S", "3"))
 
@@ -262,9 +268,7 @@ async def test_stopped_during_a_database_outage_dead_letters_the_rest(
                     process.send_signal(signum)
                     while b"shutting down: no more frames" not in output:
                         output += await process.stderr.receive_some(65536)
-                while chunk := await process.stderr.receive_some(65536):
-                    output += chunk
-                await process.wait()
+                output += await read_until_exit(process)
             nursery.cancel_scope.cancel()
         assert process.returncode == 0, output.decode()[-2000:]
         if len(signals) == 2:
