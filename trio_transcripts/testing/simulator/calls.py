@@ -110,7 +110,9 @@ def transcription_topic(conversation_id: str) -> str:
     return f"v2.conversations.{conversation_id}.transcription"
 
 
-def _envelope(call: Call, transcripts: list[dict[str, object]], status: str) -> str:
+def _envelope(
+    call: Call, transcripts: list[dict[str, object]], status: str, rng: random.Random
+) -> str:
     body = {
         "eventTime": "2026-03-19T22:04:48.128Z",
         "organizationId": "00000000-0000-4000-8000-000000000000",
@@ -126,7 +128,7 @@ def _envelope(call: Call, transcripts: list[dict[str, object]], status: str) -> 
             "topicName": transcription_topic(call.conversation_id),
             "version": "2",
             "eventBody": body,
-            "metadata": {"CorrelationId": str(uuid.uuid4())},
+            "metadata": {"CorrelationId": str(uuid.UUID(int=rng.getrandbits(128), version=4))},
         },
         ensure_ascii=False,
     )
@@ -158,7 +160,7 @@ def _transcript(u: SimUtterance, text: str, confidence: float, final: bool) -> d
 def genesys_frames(call: Call, rng: random.Random) -> Iterator[SimFrame]:
     """The notification frames of one call, in order."""
     topic = transcription_topic(call.conversation_id)
-    yield SimFrame(topic, _envelope(call, [], "SESSION_ONGOING"), call.conversation_id)
+    yield SimFrame(topic, _envelope(call, [], "SESSION_ONGOING", rng), call.conversation_id)
     for u in call.utterances:
         words = u.text.split(" ")
         for i in range(rng.randrange(1, 4)):
@@ -166,17 +168,19 @@ def genesys_frames(call: Call, rng: random.Random) -> Iterator[SimFrame]:
             confidence = round(u.confidence * rng.uniform(0.5, 0.95), 3)
             yield SimFrame(
                 topic,
-                _envelope(call, [_transcript(u, prefix, confidence, False)], "SESSION_ONGOING"),
+                _envelope(
+                    call, [_transcript(u, prefix, confidence, False)], "SESSION_ONGOING", rng
+                ),
                 call.conversation_id,
             )
         yield SimFrame(
             topic,
-            _envelope(call, [_transcript(u, u.text, u.confidence, True)], "SESSION_ONGOING"),
+            _envelope(call, [_transcript(u, u.text, u.confidence, True)], "SESSION_ONGOING", rng),
             call.conversation_id,
             final=u,
         )
     yield SimFrame(
-        topic, _envelope(call, [], "SESSION_ENDED"), call.conversation_id, session_end=True
+        topic, _envelope(call, [], "SESSION_ENDED", rng), call.conversation_id, session_end=True
     )
 
 
@@ -224,6 +228,27 @@ def interleave(streams: list[Iterator[SimFrame]], rng: random.Random) -> Iterato
             live.remove(stream)
         else:
             yield frame
+
+
+def stream_frames(
+    calls: list[Call], source: str, seed: int, queue_id: str | None = None
+) -> Iterator[SimFrame]:
+    """Every frame of ``calls`` in the order the simulator sends them (the same seed, the
+    same order): each call's frames in order, the calls interleaved. With ``queue_id`` (the
+    Notifications source) each call is first announced on that queue's topic."""
+    rng = random.Random(seed + 1)
+    make = fragment_frames if source == "fragments" else genesys_frames
+
+    def call_frames(call: Call, call_rng: random.Random) -> Iterator[SimFrame]:
+        if queue_id and source == "notifications":
+            topic = f"v2.routing.queues.{queue_id}.conversations"
+            body = {"id": call.conversation_id, "participants": []}
+            yield SimFrame(
+                topic, json.dumps({"topicName": topic, "eventBody": body}), call.conversation_id
+            )
+        yield from make(call, call_rng)
+
+    return interleave([call_frames(call, random.Random(rng.random())) for call in calls], rng)
 
 
 def truth_record(frame: SimFrame, call_start_ms: int) -> dict[str, object]:

@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
 import trio
 
-from .calls import Call, SimFrame, fragment_frames, genesys_frames, interleave, truth_record
+from .calls import Call, SimFrame, stream_frames, truth_record
 from .config import SimConfig, SimStats
 from .sockets import SocketHub
 
@@ -58,27 +57,9 @@ class Dispatcher:
 
     def frames(self) -> Iterator[SimFrame]:
         """Every frame to send, in order (a replay file's, or the calls' interleaved)."""
-        rng = random.Random(self.config.seed + 1)
         if self.config.replay_path is not None:
-            yield from replay_frames(self.config.replay_path)
-            return
-        make = fragment_frames if self.config.source == "fragments" else genesys_frames
-        streams = [self._call_frames(call, make, rng) for call in self.calls]
-        yield from interleave(streams, rng)
-
-    def _call_frames(
-        self,
-        call: Call,
-        make: Callable[[Call, random.Random], Iterator[SimFrame]],
-        rng: random.Random,
-    ) -> Iterator[SimFrame]:
-        if self.config.queue_id and self.config.source == "notifications":
-            topic = f"v2.routing.queues.{self.config.queue_id}.conversations"
-            body = {"id": call.conversation_id, "participants": []}
-            yield SimFrame(
-                topic, json.dumps({"topicName": topic, "eventBody": body}), call.conversation_id
-            )
-        yield from make(call, random.Random(rng.random()))
+            return replay_frames(self.config.replay_path)
+        return stream_frames(self.calls, self.config.source, self.config.seed, self.config.queue_id)
 
     async def run(self, nursery: trio.Nursery) -> None:
         interval = 1.0 / self.config.rate if self.config.rate > 0 else 0.0
