@@ -94,3 +94,27 @@ async def test_a_client_reads_the_whole_stream_and_the_truth_says_what_was_sent(
         u.utterance_id for call in calls for u in call.utterances
     )
     assert all(isinstance(r["sentAt"], float) for r in truth)
+
+
+async def test_a_client_leaving_mid_stream_leaves_the_generator_serving() -> None:
+    config = SimConfig(calls=20, utterances=40, seed=3, source="fragments")
+    generator = LoadGenerator(config, render(config))
+    async with trio.open_nursery() as nursery:
+        info = await nursery.start(generator.serve)
+        async with httpx.AsyncClient(base_url=str(info["api_url"])) as client:
+            answer = await client.post(
+                "/oauth/token",
+                auth=("sim-client", "sim-secret"),
+                data={"grant_type": "client_credentials"},
+            )
+        bearer = [(b"Authorization", f"Bearer {answer.json()['access_token']}".encode())]
+        url = str(info["fragment_stream_url"])
+        async with trio_websocket.open_websocket_url(
+            url, extra_headers=bearer, disconnect_timeout=0.1
+        ) as ws:
+            await ws.get_message()  # then leave, with most of the stream unsent
+        async with trio_websocket.open_websocket_url(url, extra_headers=bearer) as ws:
+            messages = [await ws.get_message() for _ in range(generator.rendered.frames)]
+        nursery.cancel_scope.cancel()
+    assert len(messages) == generator.rendered.frames == 20 * 40 * 3
+    assert len(generator.served) == 2

@@ -566,8 +566,10 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     }
     ranges: dict[str, list[float]] = {}
     for key in MEDIANS:
-        median, ranges[key] = _median_and_range(runs, key)
-        result[key] = round(median, 3 if key == "ratio_to_ceiling" else 1)
+        digits = 3 if key == "ratio_to_ceiling" else 1
+        median, (low, high) = _median_and_range(runs, key)
+        result[key] = round(median, digits)
+        ranges[key] = [round(low, digits), round(high, digits)]
     result["points_per_s"] = result["utterances_per_s"]
     latencies = [value for run in runs for value in run["latencies"]]
     last = runs[-1]

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import base64
 import bisect
+import contextlib
 import hashlib
 import json
 import signal
@@ -224,11 +225,21 @@ class LoadGenerator:
         served = _Served()
         self.served.append(served)
         lock = trio.Lock()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._answer_client, stream, lock, rest, nursery.cancel_scope)
-            if path.startswith("/channels/"):
-                await self.subscribed.wait()
-            await self._send_stream(stream, lock, served)
+        finished = False
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._answer_client, stream, lock, rest, nursery.cancel_scope)
+                if path.startswith("/channels/"):
+                    await self.subscribed.wait()
+                await self._send_stream(stream, lock, served)
+                finished = True
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the client went away mid-stream: the next socket gets the whole stream
+        finally:
+            with trio.CancelScope(shield=True), contextlib.suppress(trio.BrokenResourceError):
+                if finished:  # a close reply only between frames, never inside one
+                    await stream.send_all(CLOSE_NORMAL)
+                await stream.aclose()
 
     async def _send_stream(
         self, stream: trio.SocketStream, lock: trio.Lock, served: _Served
@@ -256,17 +267,16 @@ class LoadGenerator:
     async def _answer_client(
         self, stream: trio.SocketStream, lock: trio.Lock, pending: bytes, done: trio.CancelScope
     ) -> None:
-        """Read the client's masked frames: a close is answered and ends the socket, an
-        application ping gets the ``channel.metadata`` pong, the rest is dropped."""
+        """Read the client's masked frames: a close (or the end of the connection) ends the
+        socket, an application ping gets the ``channel.metadata`` pong, the rest is dropped.
+        The whole stream sent, the close is answered on the way out (``_websocket``)."""
         buffer = bytearray(pending)
         while True:
             for opcode, payload in _client_frames(buffer):
+                if opcode == 0x8:
+                    done.cancel()
+                    return
                 async with lock:
-                    if opcode == 0x8:
-                        await stream.send_all(CLOSE_NORMAL)
-                        await stream.aclose()
-                        done.cancel()
-                        return
                     if opcode == 0x9:
                         await stream.send_all(server_frame(payload, opcode=0xA))
                     elif opcode == 0x1 and b"ping" in payload:

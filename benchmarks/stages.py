@@ -1,0 +1,159 @@
+"""Microseconds of CPU per frame, stage by stage, on the bench's own frames.
+
+    python benchmarks/stages.py [--source notifications|fragments] [--calls 1000] [--repeat 5]
+
+Renders the load generator's stream (``testing/loadgen.py``: the same calls and frames as
+``bench``) and runs each stage of the worker's per-frame path on all of it, alone, in this
+process, timed with ``time.process_time``:
+
+* wsproto: the stream's bytes through wsproto's frame parser and UTF-8 decoding (what
+  trio-websocket's reader task does for each message, without the task and the channel);
+* json: ``json.loads`` of each frame (what the ceiling does);
+* decode: the worker's parser, frame -> typed event;
+* route: the router and coalescer, event -> actions;
+* ring: each utterance through the backpressure queue (put, then taken in batches of 500);
+* encode: the line protocol of each utterance, in batches of 500;
+* http: ``InfluxSink.write`` of those batches into a throwaway influxd (client CPU only),
+  when one is on PATH.
+
+Per frame: a stage's CPU over the number of frames. Medians of ``--repeat`` rounds, with the
+range. What ``bench`` measures on top of the sum (trio-websocket's task and channel, the
+scheduler, the writer's task) is the difference to its ``cpu_us_per_frame``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import trio
+from wsproto.frame_protocol import FrameProtocol
+
+from trio_transcripts.backpressure import BackpressureQueue
+from trio_transcripts.coalesce import Coalescer
+from trio_transcripts.lineproto import encode_batch
+from trio_transcripts.model import Merge, Utterance
+from trio_transcripts.router import Enqueue, Router
+from trio_transcripts.sinks.influx import InfluxSettings, InfluxSink
+from trio_transcripts.testing.influxd import InfluxdUnavailable, running_influxd
+from trio_transcripts.testing.loadgen import render
+from trio_transcripts.testing.simulator import SimConfig
+from trio_transcripts.wire.fragments import parse_fragment
+from trio_transcripts.wire.genesys import parse_notification
+
+BATCH = 500
+
+
+def _cpu(work: Callable[[], object]) -> float:
+    started = time.process_time()
+    work()
+    return time.process_time() - started
+
+
+def _wsproto(stream: bytes) -> int:
+    protocol = FrameProtocol(client=True, extensions=[])
+    count = 0
+    for at in range(0, len(stream), 65536):
+        protocol.receive_bytes(stream[at : at + 65536])
+        for _frame in protocol.received_frames():
+            count += 1
+    return count
+
+
+def _round(source: str, stream: bytes, texts: list[str], influx_url: str | None) -> dict[str, float]:
+    times: dict[str, float] = {}
+    times["wsproto"] = _cpu(lambda: _wsproto(stream))
+    times["json"] = _cpu(lambda: [json.loads(t) for t in texts])
+    events: list[Any] = []
+    if source == "fragments":
+        times["decode"] = _cpu(
+            lambda: events.extend(parse_fragment(t, conversation_id="unknown") for t in texts)
+        )
+    else:
+        times["decode"] = _cpu(lambda: events.extend(parse_notification(t) for t in texts))
+    merge = Merge.APPEND if source == "fragments" else Merge.REVISE
+    router = Router(Coalescer(merge))
+    utterances: list[Utterance] = []
+
+    def route() -> None:
+        for event in events:
+            for action in router.route(event, 0):
+                if isinstance(action, Enqueue):
+                    utterances.append(action.utterance)
+
+    times["route"] = _cpu(route)
+    queue: BackpressureQueue[Utterance] = BackpressureQueue(len(utterances) + 1)
+    batches: list[list[Utterance]] = []
+
+    def ring() -> None:
+        for u in utterances:
+            queue.put_nowait(u)
+        while len(queue):
+            batches.append(queue.take_nowait(BATCH))
+
+    times["ring"] = _cpu(ring)
+    times["encode"] = _cpu(lambda: [encode_batch(b) for b in batches])
+    if influx_url is not None:
+        times["http"] = trio.run(_http_cpu, influx_url, batches)
+    return {stage: seconds / len(texts) * 1e6 for stage, seconds in times.items()}
+
+
+async def _http_cpu(url: str, batches: list[list[Utterance]]) -> float:
+    sink = InfluxSink(InfluxSettings(url=url, database="stages"))
+    await sink.open()
+    cpu = 0.0
+    for batch in batches:
+        started = time.process_time()
+        await sink.write(batch)
+        cpu += time.process_time() - started
+    await sink.aclose()
+    return cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--source", choices=["notifications", "fragments"], default="notifications")
+    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--utterances", type=int, default=80)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--no-influxd", action="store_true")
+    args = parser.parse_args()
+    rendered = render(
+        SimConfig(calls=args.calls, utterances=args.utterances, seed=1, source=args.source)
+    )
+    stream = rendered.stream
+    texts = []
+    protocol = FrameProtocol(client=True, extensions=[])
+    protocol.receive_bytes(stream)
+    texts = [frame.payload for frame in protocol.received_frames()]
+    rounds: list[dict[str, float]] = []
+
+    def run(url: str | None) -> None:
+        for _ in range(args.repeat):
+            rounds.append(_round(args.source, stream, texts, url))
+
+    if args.no_influxd:
+        run(None)
+    else:
+        try:
+            with running_influxd() as server:
+                run(server.url)
+        except InfluxdUnavailable:
+            run(None)
+    print(f"{args.source}: {len(texts):,} frames; us of CPU per frame, median (range)")
+    total = 0.0
+    for stage in rounds[0]:
+        values = [r[stage] for r in rounds]
+        median = statistics.median(values)
+        if stage != "json":
+            total += median
+        print(f"  {stage:<8} {median:6.2f} ({min(values):.2f}-{max(values):.2f})")
+    print(f"  {'sum':<8} {total:6.2f} (without json, which the worker's decode replaces)")
+
+
+if __name__ == "__main__":
+    main()
