@@ -1,9 +1,10 @@
 """Fuzz targets: each takes arbitrary bytes and raises only when an invariant breaks.
 
-The parsers must never raise on any input. The coalescer is driven by a tiny instruction
-set decoded from the bytes (feed a fragment, expire, flush one conversation), and checked
-against the promises it makes: no utterance emitted twice as final, pending state within its
-bound, and in append mode no text lost or reordered.
+The parsers must never raise on any input, and their fast paths (the msgspec decoders) must
+give either nothing or exactly what the tolerant parsers give. The coalescer is driven by a
+tiny instruction set decoded from the bytes (feed a fragment, expire, flush one conversation),
+and checked against the promises it makes: no utterance emitted twice as final, pending
+state within its bound, and in append mode no text lost or reordered.
 """
 
 from __future__ import annotations
@@ -11,19 +12,41 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from trio_transcripts.coalesce import Coalescer, Duplicate
-from trio_transcripts.model import Fragment, Merge, Utterance
-from trio_transcripts.wire.fragments import parse_fragment
-from trio_transcripts.wire.genesys import parse_notification
+from trio_transcripts.model import Fragment, Malformed, Merge, Utterance
+from trio_transcripts.wire.fragments import parse_fragment, read_fragment, strict_fragment
+from trio_transcripts.wire.genesys import (
+    parse_notification,
+    read_notification,
+    strict_transcription,
+)
+
+JSON_LIMITS = ("overflows a double", "digits", "nests too deeply")
+"""The tolerant parser's refusals of valid JSON for Python's reasons, in fields the fast path
+does not read (see ``trio_transcripts/wire/schema.py``): the one place the two may differ."""
+
+
+def fast_path_agrees(fast: object, tolerant: object) -> bool:
+    """The fast path gave nothing, or the tolerant parser's event (or JSON_LIMITS held)."""
+    if fast is None or fast == tolerant:
+        return True
+    return isinstance(tolerant, Malformed) and any(w in tolerant.reason for w in JSON_LIMITS)
 
 
 def genesys(data: bytes) -> None:
-    parse_notification(data)
-    parse_notification(data.decode("utf-8", errors="replace"))
+    for frame in (data, data.decode("utf-8", errors="replace")):
+        event = parse_notification(frame)
+        fast = strict_transcription(frame)
+        assert fast is None or fast == event, "parse_notification ignored its fast path"
+        assert fast_path_agrees(fast, read_notification(frame)), "fast and tolerant differ"
 
 
 def fragments(data: bytes) -> None:
-    parse_fragment(data, conversation_id="fuzz")
-    parse_fragment(data.decode("latin-1"), conversation_id="fuzz")
+    for frame in (data, data.decode("latin-1")):
+        event = parse_fragment(frame, conversation_id="fuzz")
+        fast = strict_fragment(frame, conversation_id="fuzz")
+        assert fast is None or fast == event, "parse_fragment ignored its fast path"
+        tolerant = read_fragment(frame, conversation_id="fuzz")
+        assert fast_path_agrees(fast, tolerant), "fast and tolerant differ"
 
 
 def coalescer(data: bytes) -> None:

@@ -9,9 +9,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fuzz.targets import fast_path_agrees
 from trio_transcripts.model import Fragment, Malformed
-from trio_transcripts.wire.fragments import parse_fragment
-from trio_transcripts.wire.instants import MAX_EPOCH_MS, iso_of, parse_instant
+from trio_transcripts.wire.fragments import parse_fragment, read_fragment, strict_fragment
+from trio_transcripts.wire.instants import (
+    MAX_EPOCH_MS,
+    MIN_EPOCH_MS,
+    _common_form,
+    exact_instant,
+    iso_of,
+    parse_instant,
+)
 
 
 def test_reference_design_fragment() -> None:
@@ -132,6 +140,7 @@ def test_generated_fragments_parse_back_exactly(
             "isFinal": final,
         }
     )
+    assert strict_fragment(frame, conversation_id="c") == read_fragment(frame, conversation_id="c")
     assert parse_fragment(frame, conversation_id="c") == Fragment(
         "c",
         utterance,
@@ -147,6 +156,13 @@ def test_generated_fragments_parse_back_exactly(
 @given(st.binary() | st.text())
 def test_never_raises_on_arbitrary_frames(frame: str | bytes) -> None:
     parse_fragment(frame, conversation_id="c")
+    agrees_where_it_answers(frame)
+
+
+def agrees_where_it_answers(frame: str | bytes) -> None:
+    """The fast path never raises, and any fragment it gives is the tolerant parser's."""
+    fast = strict_fragment(frame, conversation_id="c")
+    assert fast_path_agrees(fast, read_fragment(frame, conversation_id="c"))
 
 
 @given(
@@ -173,6 +189,26 @@ def test_never_raises_on_arbitrary_frames(frame: str | bytes) -> None:
 )
 def test_never_raises_on_arbitrary_field_values(fields: dict[str, object]) -> None:
     parse_fragment(json.dumps(fields), conversation_id="c")
+    agrees_where_it_answers(json.dumps(fields))
+
+
+common_forms = st.from_regex(
+    r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{3})?Z\Z"
+) | st.from_regex(r"\A[0-9]{1,25}\Z")
+
+
+@given(common_forms | st.text(max_size=30) | st.integers() | st.floats() | st.none())
+def test_the_instant_fast_path_agrees_with_the_exact_converter(value: object) -> None:
+    assert parse_instant(value) == exact_instant(value)
+
+
+@given(st.integers(MIN_EPOCH_MS, MAX_EPOCH_MS), st.booleans())
+def test_common_iso_forms_of_every_storable_instant_take_the_fast_path(
+    ms: int, with_fraction: bool
+) -> None:
+    text = iso_of(ms) if with_fraction else iso_of(ms - ms % 1000)[:19] + "Z"
+    if len(text) in (20, 24):  # years 1677-2262: always four digits
+        assert _common_form(text) == (ms if with_fraction else ms - ms % 1000)
 
 
 def test_number_overflowing_a_double_is_malformed_not_a_crash() -> None:

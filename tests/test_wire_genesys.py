@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fuzz.targets import fast_path_agrees
 from trio_transcripts.model import Fragment, Ignored, Malformed
 from trio_transcripts.wire.genesys import (
     SPEAKER_OF_CHANNEL,
@@ -22,6 +23,8 @@ from trio_transcripts.wire.genesys import (
     SystemNotice,
     Transcription,
     parse_notification,
+    read_notification,
+    strict_transcription,
 )
 
 # A real payload from Genesys's documentation of the transcription topic, in its envelope.
@@ -287,6 +290,28 @@ def test_generated_messages_parse_back_exactly(case: tuple[dict[str, Any], list[
     assert event.problems == ()
 
 
+@given(
+    transcription_messages(), st.sampled_from([{}, {"communicationId": "k", "dialect": "en-US"}])
+)
+def test_the_fast_path_gives_the_tolerant_parsers_event_for_every_valid_message(
+    case: tuple[dict[str, Any], list[Fragment]], extra: dict[str, str]
+) -> None:
+    message, _ = case
+    message["eventBody"].update(extra)
+    for transcript in message["eventBody"]["transcripts"]:
+        transcript.update(extra)
+    frame = json.dumps(message, ensure_ascii=False)
+    fast = strict_transcription(frame)
+    assert fast is not None
+    assert fast == read_notification(frame) == parse_notification(frame)
+
+
+def agrees_where_it_answers(frame: str | bytes) -> None:
+    """The fast path never raises, and any event it gives is the tolerant parser's."""
+    fast = strict_transcription(frame)
+    assert fast_path_agrees(fast, read_notification(frame))
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
     lambda children: st.lists(children) | st.dictionaries(st.text(), children),
@@ -297,6 +322,7 @@ json_values = st.recursive(
 @given(st.binary() | st.text())
 def test_never_raises_on_arbitrary_frames(frame: str | bytes) -> None:
     parse_notification(frame)
+    agrees_where_it_answers(frame)
 
 
 @given(
@@ -319,9 +345,10 @@ def test_never_raises_on_arbitrary_envelopes(topic: str | None, body: Any, resul
     else:
         envelope["topicName"] = topic
     parse_notification(json.dumps(envelope))
+    agrees_where_it_answers(json.dumps(envelope))
     if isinstance(body, dict):
         transcript = dict(body)
         body["transcripts"] = [transcript, {"utteranceId": "u", "alternatives": [transcript]}]
-        parse_notification(
-            json.dumps({"topicName": "v2.conversations.c.transcription", "eventBody": body})
-        )
+        frame = json.dumps({"topicName": "v2.conversations.c.transcription", "eventBody": body})
+        parse_notification(frame)
+        agrees_where_it_answers(frame)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..model import UNKNOWN_SPEAKER, Fragment, Ignored, Malformed, excerpt_of
+from . import schema
 from .frames import DEFAULT_MAX_FRAME_BYTES, FieldReader, JsonObject, load_object
 from .instants import out_of_range
 
@@ -153,7 +154,96 @@ NotificationEvent = (
 def parse_notification(
     frame: str | bytes, *, max_bytes: int = DEFAULT_MAX_FRAME_BYTES
 ) -> NotificationEvent:
-    """Parse one Notifications WebSocket frame."""
+    """Parse one Notifications WebSocket frame: a well-formed transcription message by the
+    fast path (:func:`strict_transcription`), anything else by :func:`read_notification`."""
+    event = strict_transcription(frame, max_bytes=max_bytes)
+    return event if event is not None else read_notification(frame, max_bytes=max_bytes)
+
+
+def strict_transcription(
+    frame: str | bytes, *, max_bytes: int = DEFAULT_MAX_FRAME_BYTES
+) -> Transcription | None:
+    """A transcription message decoded by its schema (:mod:`.schema`), or ``None`` when the
+    frame is anything else or anything about it is off; then :func:`read_notification`
+    says what. Where it gives an event, it is the one ``read_notification`` gives
+    (``tests/test_wire_genesys.py`` holds the property). Never raises."""
+    if len(frame) > max_bytes:
+        return None
+    try:
+        if isinstance(frame, bytes):  # msgspec skips unknown keys without checking UTF-8
+            frame = frame.decode("utf-8")
+        envelope = schema.envelope_decoder.decode(frame)
+    except schema.REFUSED:
+        return None
+    topic, body = envelope.topic_name, envelope.event_body
+    if topic is None or body is None or (match := TRANSCRIPTION_TOPIC.match(topic)) is None:
+        return None
+    communication_id = body.communication_id
+    session_start = body.session_start_time_ms
+    transcription_start = body.transcription_start_time_ms
+    status: SessionStatus | None = None
+    if body.status is not None and body.status.status is not None:
+        status = SessionStatus.__members__.get(body.status.status, SessionStatus.UNKNOWN)
+    base = session_start if session_start is not None else transcription_start
+    bases: list[tuple[str, str | int]] = []
+    if session_start is not None:
+        bases.append(("sessionStartTimeMs", session_start))
+    if transcription_start is not None:
+        bases.append(("transcriptionStartTimeMs", transcription_start))
+    conversation_id = match.group(1)
+    fragments: list[Fragment] = []
+    for item in body.transcripts or ():
+        if not item.utterance_id:
+            return None
+        extras: list[tuple[str, str | int]] = []
+        if communication_id:
+            extras.append(("communicationId", communication_id))
+        for key, value in (
+            ("dialect", item.dialect),
+            ("engineProvider", item.engine_provider),
+            ("engineId", item.engine_id),
+            ("engineName", item.engine_name),
+        ):
+            if value:
+                extras.append((key, value))
+        text, confidence, offset, duration = "", None, None, None
+        if item.alternatives:
+            first = item.alternatives[0]
+            text = first.transcript or ""
+            confidence, offset, duration = first.confidence, first.offset_ms, first.duration_ms
+        start = base + offset if base is not None and offset is not None else None
+        end = start + max(duration, 0) if start is not None and duration is not None else None
+        if start is not None and (out_of_range(start) or out_of_range(end or start)):
+            return None
+        fragments.append(
+            Fragment(
+                conversation_id=conversation_id,
+                utterance_id=item.utterance_id,
+                speaker=SPEAKER_OF_CHANNEL.get(item.channel or "", UNKNOWN_SPEAKER),
+                text=text,
+                confidence=confidence,
+                start_ms=start,
+                end_ms=end,
+                is_final=bool(item.is_final),
+                extras=(*extras, *bases),
+            )
+        )
+    return Transcription(
+        conversation_id=conversation_id,
+        communication_id=communication_id,
+        session_start_ms=session_start,
+        transcription_start_ms=transcription_start,
+        status=status,
+        event_time=body.event_time,
+        fragments=tuple(fragments),
+    )
+
+
+def read_notification(
+    frame: str | bytes, *, max_bytes: int = DEFAULT_MAX_FRAME_BYTES
+) -> NotificationEvent:
+    """The tolerant parser: any frame, to an event, a precise ``Malformed``, or ``problems``
+    for the transcripts that cannot be read."""
     obj = load_object(frame, max_bytes=max_bytes)
     if isinstance(obj, Malformed):
         return obj
