@@ -87,16 +87,18 @@ def _round(source: str, stream: bytes, ends: list[int], influx_url: str | None) 
         ]
         times["route"] += clock() - at
         at = clock()
+        taken = []
         for u in utterances:
             queue.put_nowait(u)
             if len(queue) == BATCH:
-                batches.append(queue.take_nowait(BATCH))
+                taken.append(queue.take_nowait(BATCH))
         times["ring"] += clock() - at
-    batches.append(queue.take_nowait(BATCH))
-    at = clock()
-    for batch in batches:
-        encode_batch(batch)
-    times["encode"] += clock() - at
+        at = clock()
+        for batch in taken:
+            encode_batch(batch)
+        times["encode"] += clock() - at
+        if influx_url is not None:  # kept for the sink, after the loop
+            batches.extend(taken)
     if influx_url is not None:
         times["http"] = trio.run(_http_cpu, influx_url, batches)
     return {stage: seconds / frames * 1e6 for stage, seconds in times.items()}
@@ -126,6 +128,7 @@ def main() -> None:
         SimConfig(calls=args.calls, utterances=args.utterances, seed=1, source=args.source)
     )
     frames = rendered.frames
+    rendered.finals.clear()  # the truth: 80,000 records the collector would walk, not needed
     rounds: list[dict[str, float]] = []
 
     def run(url: str | None) -> None:

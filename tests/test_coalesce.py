@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -194,7 +195,9 @@ def test_remember_window_is_bounded() -> None:
 
 def test_end_is_never_before_start() -> None:
     coalescer = Coalescer(Merge.REVISE)
-    (u,) = coalescer.feed(replace(fragment("u", "t", final=True), start_ms=100, end_ms=50), 0)
+    (u,) = coalescer.feed(
+        msgspec.structs.replace(fragment("u", "t", final=True), start_ms=100, end_ms=50), 0
+    )
     assert isinstance(u, Utterance)
     assert (u.start_ms, u.end_ms) == (100, 100)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -138,7 +138,7 @@ def test_batch_is_newline_terminated_utf8() -> None:
 def test_decode_reads_back_what_encode_wrote(
     u: Utterance, as_tag: bool, text: str, speaker: str
 ) -> None:
-    u = dataclasses.replace(u, text=text, speaker=speaker)
+    u = msgspec.structs.replace(u, text=text, speaker=speaker)
     point = decode(encode(u, Schema(utterance_id_as_tag=as_tag)))
     assert point.measurement == "transcriptions"
     assert point.timestamp_ns == timestamp_ns(u)

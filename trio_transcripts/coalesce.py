@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import msgspec
+
 from .model import UNKNOWN_SPEAKER, Fragment, Merge, Utterance
 
 DEFAULT_IDLE_TIMEOUT_MS = 60_000
@@ -35,8 +37,7 @@ DEFAULT_REMEMBER = 100_000
 Key = tuple[str, str]
 
 
-@dataclass(frozen=True, slots=True)
-class Duplicate:
+class Duplicate(msgspec.Struct, frozen=True, gc=False):
     """A fragment for an utterance that was already emitted as final; it was not used."""
 
     fragment: Fragment

@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import msgspec
+
 from .coalesce import Coalescer, Duplicate
 from .model import Fragment, Malformed, Merge, Utterance
 from .wire.genesys import Transcription
@@ -31,18 +33,15 @@ SourceEvent = Transcription | Fragment | Malformed
 """What a source hands the worker for each frame it read."""
 
 
-@dataclass(frozen=True, slots=True)
-class Enqueue:
+class Enqueue(msgspec.Struct, frozen=True, gc=False):
     utterance: Utterance
 
 
-@dataclass(frozen=True, slots=True)
-class SetAsideFrame:
+class SetAsideFrame(msgspec.Struct, frozen=True, gc=False):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class SetAsideFragment:
+class SetAsideFragment(msgspec.Struct, frozen=True, gc=False):
     fragment: Fragment
     reason: str
 

@@ -22,7 +22,6 @@ retries: backpressure, as without a spool.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -32,6 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import trio
 
 from .model import Utterance
@@ -56,9 +56,9 @@ class SpoolFileContents:
 
 
 def encode_record(utterances: Sequence[Utterance]) -> bytes:
-    payload = json.dumps([dataclasses.asdict(u) for u in utterances], ensure_ascii=False).encode(
-        "utf-8"
-    )
+    payload = json.dumps(
+        [msgspec.structs.asdict(u) for u in utterances], ensure_ascii=False
+    ).encode("utf-8")
     return HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
 
 

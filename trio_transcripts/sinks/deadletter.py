@@ -15,7 +15,6 @@ calls :meth:`DeadLetters.flush` last, which writes what is queued, in order.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -23,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import trio
 
 from ..errors import FatalError
@@ -40,7 +40,7 @@ def _line(kind: str, reason: str, payload: dict[str, Any]) -> str:
 
 
 def utterance_line(utterance: Utterance, reason: str, schema: Schema = Schema()) -> str:
-    payload = {"utterance": dataclasses.asdict(utterance), "line": encode(utterance, schema)}
+    payload = {"utterance": msgspec.structs.asdict(utterance), "line": encode(utterance, schema)}
     return _line("utterance", reason, payload)
 
 
@@ -52,7 +52,7 @@ def frame_line(frame: str | bytes, reason: str, source: str) -> str:
 
 
 def fragment_line(fragment: Fragment, reason: str) -> str:
-    return _line("fragment", reason, {"fragment": dataclasses.asdict(fragment)})
+    return _line("fragment", reason, {"fragment": msgspec.structs.asdict(fragment)})
 
 
 class DeadLetters:

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from ..model import UNKNOWN_SPEAKER, Fragment, Ignored, Malformed, excerpt_of
 from . import schema
@@ -52,8 +53,7 @@ SPEAKER_OF_CHANNEL = {"INTERNAL": "agent", "EXTERNAL": "customer", "BOTH": "both
 EXTRA_KEYS = ("communicationId", "dialect", "engineProvider", "engineId", "engineName")
 
 
-@dataclass(frozen=True, slots=True)
-class Transcription:
+class Transcription(msgspec.Struct, frozen=True, gc=False):
     """One ``v2.conversations.{id}.transcription`` message.
 
     ``fragments`` holds one fragment per readable transcript, in message order. A transcript
@@ -79,18 +79,15 @@ class Transcription:
         return self.status is SessionStatus.SESSION_ENDED
 
 
-@dataclass(frozen=True, slots=True)
-class Heartbeat:
+class Heartbeat(msgspec.Struct, frozen=True, gc=False):
     """``channel.metadata`` "WebSocket Heartbeat", about every 30 s."""
 
 
-@dataclass(frozen=True, slots=True)
-class Pong:
+class Pong(msgspec.Struct, frozen=True, gc=False):
     """``channel.metadata`` "pong": the reply to our ``{"message":"ping"}``."""
 
 
-@dataclass(frozen=True, slots=True)
-class SocketClosing:
+class SocketClosing(msgspec.Struct, frozen=True, gc=False):
     """``v2.system.socket_closing``: about a minute to open a new socket and drop this one."""
 
     channel_id: str | None
@@ -98,8 +95,7 @@ class SocketClosing:
     message: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class SystemNotice:
+class SystemNotice(msgspec.Struct, frozen=True, gc=False):
     """Any other ``v2.system.*`` message (no_longer_subscribed, token_revoked, ...)."""
 
     topic: str
@@ -108,16 +104,14 @@ class SystemNotice:
     message: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class QueueConversation:
+class QueueConversation(msgspec.Struct, frozen=True, gc=False):
     """A ``v2.routing.queues.{id}.conversations`` event: a conversation on a watched queue."""
 
     queue_id: str
     conversation_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class SubscriptionReply:
+class SubscriptionReply(msgspec.Struct, frozen=True, gc=False):
     """``{"result": "<code>", "status": ...}``: the answer to a request sent on the socket."""
 
     code: int
@@ -130,8 +124,7 @@ class SubscriptionReply:
         return 200 <= self.code < 300
 
 
-@dataclass(frozen=True, slots=True)
-class ChannelGone:
+class ChannelGone(msgspec.Struct, frozen=True, gc=False):
     """A ``result`` 404: the channel expired, was replaced, or its token expired."""
 
     message: str | None
