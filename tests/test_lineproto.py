@@ -14,6 +14,7 @@ from trio_transcripts.lineproto import (
     NS_PER_MS,
     LineError,
     Schema,
+    _encode_any,
     decode,
     encode,
     encode_batch,
@@ -22,7 +23,7 @@ from trio_transcripts.lineproto import (
     tiebreak,
     timestamp_ns,
 )
-from trio_transcripts.model import Utterance
+from trio_transcripts.model import Extras, Utterance
 
 # Point is wrong for InfluxDB 1.x on exactly these (see lineproto's docstring); elsewhere the
 # two must agree byte for byte.
@@ -73,6 +74,24 @@ def point_line(u: Utterance, schema: Schema) -> str:
 def test_equal_to_influxdb_client_point(u: Utterance, as_tag: bool) -> None:
     schema = Schema(utterance_id_as_tag=as_tag)
     assert encode(u, schema) == point_line(u, schema)
+
+
+any_extras = st.lists(
+    st.tuples(
+        st.sampled_from(["text", "final", "confidence", "utteranceId", "{t}", "a{b}c"]) | safe_text,
+        safe_text | st.sampled_from(["{", "}", "{u}"]) | st.integers() | st.booleans(),
+    ),
+    max_size=4,
+).map(tuple)
+
+
+@given(utterances, any_extras, st.booleans())
+def test_the_remembered_layouts_give_the_general_encoders_line(
+    u: Utterance, extras: Extras, as_tag: bool
+) -> None:
+    u = msgspec.structs.replace(u, extras=extras)
+    schema = Schema(utterance_id_as_tag=as_tag)
+    assert encode(u, schema) == _encode_any(u, schema)
 
 
 @given(utterances)

@@ -25,12 +25,13 @@ Empty tag values are omitted, never sent (InfluxDB rejects them).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
 from dataclasses import dataclass
 
-from .model import Utterance
+from .model import Extras, Utterance
 
 NS_PER_MS = 1_000_000
 DEFAULT_MEASUREMENT = "transcriptions"
@@ -101,7 +102,68 @@ def encode(utterance: Utterance, schema: Schema = Schema()) -> str:
     the line is byte-for-byte what ``Point`` would produce for the same values, except where
     ``Point`` is wrong for InfluxDB 1.x (see :func:`normalise_tag`; ``tests/test_lineproto.py``
     holds the property).
+
+    What is the same for many utterances is rendered once and remembered: the series (the
+    measurement and its tags) per conversation and speaker, and the layout of the fields per
+    set of extras (their keys sorted among ours, their values rendered), so an utterance costs
+    its own values only.
     """
+    confidence = utterance.confidence
+    has_confidence = confidence is not None and math.isfinite(confidence)
+    layout = _field_layout(utterance.extras, has_confidence, schema.utterance_id_as_tag)
+    if layout is None:
+        return _encode_any(utterance, schema)
+    series = _series(schema.measurement, utterance.conversation_id, utterance.speaker)
+    if schema.utterance_id_as_tag and utterance.utterance_id:
+        series += ",utteranceId=" + escape_key(utterance.utterance_id)
+    fields = layout.format(
+        c=render_float(float(confidence)) if has_confidence else "",  # type: ignore[arg-type]
+        d=utterance.end_ms - utterance.start_ms,
+        f="true" if utterance.final else "false",
+        n=utterance.fragments,
+        t=escape_string(utterance.text),
+        u=escape_string(utterance.utterance_id),
+    )
+    return f"{series} {fields} {timestamp_ns(utterance)}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _series(measurement: str, conversation_id: str, speaker: str) -> str:
+    """The measurement and the tags of one conversation and speaker (empty values omitted)."""
+    tags = "".join(
+        f",{key}={escape_key(value)}"
+        for key, value in (("conversationId", conversation_id), ("speaker", speaker))
+        if value
+    )
+    return measurement.translate(_MEASUREMENT_SPECIALS) + tags
+
+
+_OURS = {"duration_ms": "{d}i", "final": "{f}", "fragments": "{n}i", "text": "{t}"}
+
+
+@functools.lru_cache(maxsize=4096)
+def _field_layout(extras: Extras, has_confidence: bool, id_as_tag: bool) -> str | None:
+    """The fields as a ``str.format`` template: the extras rendered, ours as placeholders,
+    all sorted by key. ``None`` when an extra's key is one of ours: then :func:`_encode_any`
+    sorts the two by value as well, as ``Point`` would."""
+    ours = dict(_OURS)
+    if not id_as_tag:
+        ours["utteranceId"] = "{u}"
+    if has_confidence:
+        ours["confidence"] = "{c}"
+    fields = [(key, template) for key, template in ours.items()]
+    for key, value in extras:
+        escaped = escape_key(key)
+        if escaped in ours:
+            return None
+        rendered = _value(value).replace("{", "{{").replace("}", "}}")
+        fields.append((escaped.replace("{", "{{").replace("}", "}}"), rendered))
+    fields.sort()
+    return ",".join(f"{key}={template}" for key, template in fields)
+
+
+def _encode_any(utterance: Utterance, schema: Schema) -> str:
+    """:func:`encode` for any utterance, with nothing remembered."""
     tags = [("conversationId", utterance.conversation_id), ("speaker", utterance.speaker)]
     fields = [
         ("duration_ms", f"{utterance.duration_ms}i"),

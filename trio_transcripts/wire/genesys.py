@@ -17,15 +17,16 @@ the customer, BOTH a mixed channel; anything else is ``unknown``.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from typing import Any
 
 import msgspec
 
-from ..model import UNKNOWN_SPEAKER, Fragment, Ignored, Malformed, excerpt_of
+from ..model import UNKNOWN_SPEAKER, Extras, Fragment, Ignored, Malformed, excerpt_of
 from . import schema
 from .frames import DEFAULT_MAX_FRAME_BYTES, FieldReader, JsonObject, load_object
-from .instants import out_of_range
+from .instants import MAX_EPOCH_MS, MIN_EPOCH_MS, out_of_range
 
 TRANSCRIPTION_TOPIC = re.compile(r"^v2\.conversations\.([^.\s]+)\.transcription$")
 QUEUE_CONVERSATIONS_TOPIC = re.compile(r"^v2\.routing\.queues\.([^.\s]+)\.conversations$")
@@ -47,10 +48,38 @@ class SessionStatus(enum.Enum):
     SESSION_ENDED = "SESSION_ENDED"
 
 
+_STATUS_OF_NAME = {status.value: status for status in SessionStatus}
+
 SPEAKER_OF_CHANNEL = {"INTERNAL": "agent", "EXTERNAL": "customer", "BOTH": "both"}
 """Genesys transcript channel -> our speaker name; any other channel is ``unknown``."""
 
 EXTRA_KEYS = ("communicationId", "dialect", "engineProvider", "engineId", "engineName")
+
+
+@functools.lru_cache(maxsize=4096)
+def _extras(
+    communication_id: str | None,
+    dialect: str | None,
+    engine_provider: str | None,
+    engine_id: str | None,
+    engine_name: str | None,
+    session_start: int | None,
+    transcription_start: int | None,
+) -> Extras:
+    """A fragment's extras: the ``EXTRA_KEYS`` that are set, then the raw time bases.
+
+    The same for every transcript of a call, so made once per call (and one tuple shared by
+    all its fragments and utterances) rather than once a frame.
+    """
+    named = (communication_id, dialect, engine_provider, engine_id, engine_name)
+    extras: list[tuple[str, str | int]] = [
+        (key, value) for key, value in zip(EXTRA_KEYS, named, strict=True) if value
+    ]
+    if session_start is not None:
+        extras.append(("sessionStartTimeMs", session_start))
+    if transcription_start is not None:
+        extras.append(("transcriptionStartTimeMs", transcription_start))
+    return tuple(extras)
 
 
 class Transcription(msgspec.Struct, frozen=True, gc=False):
@@ -176,29 +205,22 @@ def strict_transcription(
     transcription_start = body.transcription_start_time_ms
     status: SessionStatus | None = None
     if body.status is not None and body.status.status is not None:
-        status = SessionStatus.__members__.get(body.status.status, SessionStatus.UNKNOWN)
+        status = _STATUS_OF_NAME.get(body.status.status, SessionStatus.UNKNOWN)
     base = session_start if session_start is not None else transcription_start
-    bases: list[tuple[str, str | int]] = []
-    if session_start is not None:
-        bases.append(("sessionStartTimeMs", session_start))
-    if transcription_start is not None:
-        bases.append(("transcriptionStartTimeMs", transcription_start))
     conversation_id = match.group(1)
     fragments: list[Fragment] = []
     for item in body.transcripts or ():
         if not item.utterance_id:
             return None
-        extras: list[tuple[str, str | int]] = []
-        if communication_id:
-            extras.append(("communicationId", communication_id))
-        for key, value in (
-            ("dialect", item.dialect),
-            ("engineProvider", item.engine_provider),
-            ("engineId", item.engine_id),
-            ("engineName", item.engine_name),
-        ):
-            if value:
-                extras.append((key, value))
+        extras = _extras(
+            communication_id,
+            item.dialect,
+            item.engine_provider,
+            item.engine_id,
+            item.engine_name,
+            session_start,
+            transcription_start,
+        )
         text, confidence, offset, duration = "", None, None, None
         if item.alternatives:
             first = item.alternatives[0]
@@ -206,7 +228,9 @@ def strict_transcription(
             confidence, offset, duration = first.confidence, first.offset_ms, first.duration_ms
         start = base + offset if base is not None and offset is not None else None
         end = start + max(duration, 0) if start is not None and duration is not None else None
-        if start is not None and (out_of_range(start) or out_of_range(end or start)):
+        if start is not None and not (
+            MIN_EPOCH_MS <= start <= MAX_EPOCH_MS and (end is None or end <= MAX_EPOCH_MS)
+        ):
             return None
         fragments.append(
             Fragment(
@@ -218,7 +242,7 @@ def strict_transcription(
                 start_ms=start,
                 end_ms=end,
                 is_final=bool(item.is_final),
-                extras=(*extras, *bases),
+                extras=extras,
             )
         )
     return Transcription(
@@ -326,24 +350,16 @@ def _transcription(
         name = raw_status.text("status")
         r.errors.extend(raw_status.errors)
         if name is not None:
-            status = SessionStatus.__members__.get(name, SessionStatus.UNKNOWN)
+            status = _STATUS_OF_NAME.get(name, SessionStatus.UNKNOWN)
     if r.errors:
         return _malformed(r.errors, frame)
-
-    base = session_start if session_start is not None else transcription_start
-    bases: list[tuple[str, str | int]] = []
-    if session_start is not None:
-        bases.append(("sessionStartTimeMs", session_start))
-    if transcription_start is not None:
-        bases.append(("transcriptionStartTimeMs", transcription_start))
-    common: list[tuple[str, str | int]] = []
-    if communication_id:
-        common.append(("communicationId", communication_id))
 
     fragments: list[Fragment] = []
     problems: list[str] = []
     for index, item in enumerate(transcripts or ()):
-        parsed = _fragment(item, index, topic_conversation_id, base, common, bases)
+        parsed = _fragment(
+            item, index, topic_conversation_id, communication_id, session_start, transcription_start
+        )
         if isinstance(parsed, Fragment):
             fragments.append(parsed)
         else:
@@ -364,9 +380,9 @@ def _fragment(
     item: Any,
     index: int,
     conversation_id: str,
-    base: int | None,
-    common: list[tuple[str, str | int]],
-    bases: list[tuple[str, str | int]],
+    communication_id: str | None,
+    session_start: int | None,
+    transcription_start: int | None,
 ) -> Fragment | str:
     """One ``TranscriptResult`` as a fragment, or a one-line reason it cannot be one."""
     where = f"eventBody.transcripts[{index}]"
@@ -377,11 +393,8 @@ def _fragment(
     is_final = r.flag("isFinal")
     channel = r.text("channel")
     alternatives = r.array("alternatives")
-    extras = list(common)
-    for key in EXTRA_KEYS[1:]:
-        value = r.text(key)
-        if value:
-            extras.append((key, value))
+    named = [r.text(key) for key in EXTRA_KEYS[1:]]
+    base = session_start if session_start is not None else transcription_start
     text, confidence, offset, duration = "", None, None, None
     if alternatives:
         first = alternatives[0]
@@ -412,5 +425,5 @@ def _fragment(
         start_ms=start,
         end_ms=end,
         is_final=bool(is_final),
-        extras=tuple(extras + bases),
+        extras=_extras(communication_id, *named, session_start, transcription_start),
     )
