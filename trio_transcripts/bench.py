@@ -331,6 +331,7 @@ async def _ceiling(gen: _Generator, source: str, limit_s: float) -> _Reading:
             extra_headers=where.headers,
             max_message_size=options.max_message_size,
             message_queue_size=options.message_queue_size,
+            receive_buffer_size=options.receive_buffer_size,
         ) as ws:
             while frames < gen.frames:
                 message = queued_message(ws)

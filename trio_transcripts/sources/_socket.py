@@ -40,9 +40,15 @@ class SocketOptions:
     full queue is what stops trio-websocket reading (TCP backpressure). Frames above 1 MiB
     are set aside as malformed by the parsers; the transport limit is larger so they arrive
     whole and are set aside with their content rather than closing the socket (1009).
+
+    ``receive_buffer_size`` is what trio-websocket's reader task asks the socket for at a
+    time: its default, 4 KiB, is four transcription frames, so at full rate that task and
+    the source's reader took turns every four frames; 64 KiB lets each turn carry ~60
+    (``benchmarks/README.md``).
     """
 
     message_queue_size: int = 64
+    receive_buffer_size: int = 64 << 10
     max_message_size: int = 16 << 20
     connect_timeout_s: float = 10.0
     disconnect_timeout_s: float = 5.0
@@ -63,6 +69,7 @@ async def read_socket(
             url,
             extra_headers=list(headers),
             message_queue_size=options.message_queue_size,
+            receive_buffer_size=options.receive_buffer_size,
             max_message_size=options.max_message_size,
             connect_timeout=options.connect_timeout_s,
             disconnect_timeout=options.disconnect_timeout_s,
