@@ -24,11 +24,11 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import msgspec
 
-from .model import UNKNOWN_SPEAKER, Fragment, Merge, Utterance
+from .model import UNKNOWN_SPEAKER, Extras, Fragment, Merge, Utterance
 
 DEFAULT_IDLE_TIMEOUT_MS = 60_000
 DEFAULT_MAX_PENDING = 10_000
@@ -70,7 +70,7 @@ class _Pending:
     first_seen_ms: int
     last_seen_ms: int
     fragments: int = 0
-    extras: dict[str, str | int] = field(default_factory=dict)
+    extras: Extras = ()
 
     def to_utterance(self, *, final: bool) -> Utterance:
         start = self.start_ms if self.start_ms is not None else self.first_seen_ms
@@ -85,7 +85,7 @@ class _Pending:
             end_ms=end,
             final=final,
             fragments=self.fragments,
-            extras=tuple(self.extras.items()),
+            extras=self.extras,
         )
 
 
@@ -174,7 +174,15 @@ class Coalescer:
         state.last_seen_ms = now_ms
         if fragment.speaker != UNKNOWN_SPEAKER:
             state.speaker = fragment.speaker
-        state.extras.update(fragment.extras)
+        extras = fragment.extras
+        if extras and extras is not state.extras:
+            # Later values win and new keys are appended, as dict.update would have them; the
+            # usual case (every fragment of a call shares one tuple) costs one comparison.
+            state.extras = (
+                extras
+                if not state.extras
+                else tuple({**dict(state.extras), **dict(extras)}.items())
+            )
         if self.merge is Merge.APPEND:
             state.parts.append(fragment.text)
             if fragment.confidence is not None:

@@ -66,6 +66,10 @@ class WriteObserver(Protocol):
         """``batch`` took ``seconds`` and became ``result``."""
 
 
+YIELD_EVERY = 32
+"""Frames the reader takes, while the ring has room, between two visits to the scheduler."""
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -108,6 +112,7 @@ class Worker:
         self._shield_services = False
         self._inflight: Sequence[Utterance] = ()
         self._progress = trio.Event()
+        self._unyielded = 0
 
     # --- control ----------------------------------------------------------------------
 
@@ -161,8 +166,22 @@ class Worker:
     # --- the data path ----------------------------------------------------------------
 
     async def _on_event(self, event: SourceEvent, frame: str | bytes) -> None:
+        """One frame's event through the router, and what it said done.
+
+        While the ring has room nothing here waits, and the scheduler is visited once every
+        ``YIELD_EVERY`` frames (a checkpoint: cancellation gets in, the writer gets a turn),
+        not once an utterance: each visit costs several microseconds, as much as decoding a
+        frame (``benchmarks/README.md``). The source's own wait for the socket, whenever
+        its queue is empty, is a checkpoint too; a full ring parks the reader at once.
+        """
         self.last_frame_at = trio.current_time()
-        await self._carry_out(self.router.route(event, now_ms()), frame)
+        actions = self.router.route(event, now_ms())
+        if actions:
+            await self._carry_out(actions, frame)
+        self._unyielded += 1
+        if self._unyielded >= YIELD_EVERY:
+            self._unyielded = 0
+            await trio.lowlevel.checkpoint()
 
     async def _carry_out(self, actions: Sequence[Action], frame: str | bytes = "") -> None:
         """Do what the router said. The router has already let go of what its actions
@@ -171,7 +190,10 @@ class Worker:
         for i, action in enumerate(actions):
             try:
                 if isinstance(action, Enqueue):
-                    await self.queue.put(action.utterance)
+                    try:
+                        self.queue.put_nowait(action.utterance)
+                    except trio.WouldBlock:  # paused or full: wait for the writer
+                        await self.queue.put(action.utterance)
                 else:
                     await self.dead_letters.put(*self._set_aside(action, frame))
             except trio.Cancelled:
