@@ -66,10 +66,6 @@ class WriteObserver(Protocol):
         """``batch`` took ``seconds`` and became ``result``."""
 
 
-YIELD_EVERY = 32
-"""Frames the reader takes, while the ring has room, between two visits to the scheduler."""
-
-
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -112,7 +108,6 @@ class Worker:
         self._shield_services = False
         self._inflight: Sequence[Utterance] = ()
         self._progress = trio.Event()
-        self._unyielded = 0
 
     # --- control ----------------------------------------------------------------------
 
@@ -166,22 +161,20 @@ class Worker:
     # --- the data path ----------------------------------------------------------------
 
     async def _on_event(self, event: SourceEvent, frame: str | bytes) -> None:
-        """One frame's event through the router, and what it said done.
+        """One frame's event through the router, and what it said done; one checkpoint.
 
-        While the ring has room nothing here waits, and the scheduler is visited once every
-        ``YIELD_EVERY`` frames (a checkpoint: cancellation gets in, the writer gets a turn),
-        not once an utterance: each visit costs several microseconds, as much as decoding a
-        frame (``benchmarks/README.md``). The source's own wait for the socket, whenever
-        its queue is empty, is a checkpoint too; a full ring parks the reader at once.
+        While the ring has room nothing here waits: utterances go in without a scheduler
+        visit each, and the one checkpoint at the end (cancellation gets in, the writer gets
+        a turn) is also what lets trio-websocket's reader task, which hands over one message
+        a turn, queue the next frame, so the source usually finds it waiting instead of
+        entering its watchdog's cancel scope (``benchmarks/README.md``). A full ring parks
+        the reader in ``put``.
         """
         self.last_frame_at = trio.current_time()
         actions = self.router.route(event, now_ms())
         if actions:
             await self._carry_out(actions, frame)
-        self._unyielded += 1
-        if self._unyielded >= YIELD_EVERY:
-            self._unyielded = 0
-            await trio.lowlevel.checkpoint()
+        await trio.lowlevel.checkpoint()
 
     async def _carry_out(self, actions: Sequence[Action], frame: str | bytes = "") -> None:
         """Do what the router said. The router has already let go of what its actions
