@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import trio
 import trio.testing
 
 from trio_transcripts.assemble import assemble
-from trio_transcripts.sinks.deadletter import read_dead_letters
+from trio_transcripts.config import WorkerSettings
+from trio_transcripts.model import Fragment, Utterance
+from trio_transcripts.sinks import WriteResult
+from trio_transcripts.sinks.deadletter import DeadLetters, read_dead_letters
 from trio_transcripts.testing.harness import run_until_accounted
 from trio_transcripts.testing.influxd import Influxd
 from trio_transcripts.testing.simulator import FRAGMENT_PATH, Faults, SimConfig, Simulator
+from trio_transcripts.worker import Worker
 
 from .pipeline import assert_matches_truth, finals_in, pipeline_config, run_to_completion
+from .test_account import ListSource
 
 
 async def test_notifications_to_influxdb_exactly_once(
@@ -111,3 +117,77 @@ async def test_conversations_added_and_removed_at_run_time(
         nursery.cancel_scope.cancel()
     assert_matches_truth(sim, influxd, database)
     assert {k[0] for k in finals_in(influxd, database)} == {first, *others}
+
+
+class ReaderSteps(trio.abc.Instrument):
+    """Counts the scheduler steps of the task that runs the source."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.reader: trio.lowlevel.Task | None = None
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task is self.reader:
+            self.steps += 1
+
+
+async def test_the_reader_visits_the_scheduler_once_a_frame_and_the_writer_keeps_up(
+    tmp_path: Path,
+) -> None:
+    # Three fragments an utterance, as the Genesys source delivers them (two interims, then
+    # the final), all readable at once: a socket whose queue never runs dry.
+    frames = [
+        Fragment("c", f"u{i // 3}", "agent", f"t{i}", 0.9, 1_000 * i, 1_000 * i + 1, i % 3 == 2)
+        for i in range(300)
+    ]
+    store = CountingSink()
+    worker = Worker(
+        source=ListSource(frames),
+        sink=store,
+        dead_letters=DeadLetters(tmp_path / "dead.jsonl"),
+        settings=WorkerSettings(batch_size=10, batch_wait_ms=0),
+    )
+    steps = ReaderSteps()
+    trio.lowlevel.add_instrument(steps)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(worker.run)
+            steps.reader = next(
+                t for t in _all_tasks(trio.lowlevel.current_root_task()) if "_run_source" in t.name
+            )
+            while worker.account.persisted < 100:
+                await worker.wait_progress()
+            worker.stop()
+    finally:
+        trio.lowlevel.remove_instrument(steps)
+    # One step a frame (the checkpoint after it), plus the start and the final wait.
+    assert 300 <= steps.steps <= 303
+    # The writer had turns while the reader read: many small batches, not one at the end.
+    assert len(store.batches) >= 10
+
+
+def _all_tasks(task: trio.lowlevel.Task) -> list[trio.lowlevel.Task]:
+    found = [task]
+    for nursery in task.child_nurseries:
+        for child in nursery.child_tasks:
+            found.extend(_all_tasks(child))
+    return found
+
+
+class CountingSink:
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    async def open(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def write(self, utterances: Sequence[Utterance]) -> WriteResult:
+        await trio.lowlevel.checkpoint()
+        self.batches.append(len(utterances))
+        return WriteResult.all_acknowledged(utterances)
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    def describe(self) -> str:
+        return "a counting sink"
