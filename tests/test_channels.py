@@ -12,6 +12,7 @@ from trio_transcripts.channels import (
     SocketEnd,
     Step,
     SubscriptionChange,
+    can_wait,
     rotate_at,
     subscription_change,
 )
@@ -121,3 +122,17 @@ def test_packing_never_exceeds_the_limit_nor_duplicates(ops: list[tuple[bool, st
         topics = [t for s in plan.slots for t in s.topics]
         assert len(topics) == len(set(topics))
         assert plan.conversations() == followed
+
+
+@pytest.mark.parametrize(
+    ("subscribed", "wanted", "waits"),
+    [
+        ({"a", "b"}, {"a"}, True),  # only a topic to drop: batched with the next drops
+        ({"a"}, set(), True),
+        ({"a"}, {"a", "b"}, False),  # a topic to add: at once
+        ({"a"}, {"b"}, False),  # one dropped, one added: at once
+        ({"a"}, {"a"}, False),  # nothing to do
+    ],
+)
+def test_only_drops_can_wait(subscribed: set[str], wanted: set[str], waits: bool) -> None:
+    assert can_wait(subscribed, wanted) is waits

@@ -174,6 +174,18 @@ async def test_discovery_subscribes_queue_conversations_and_unsubscribes_at_sess
         assert source.conversations() == set()
 
 
+async def test_topics_of_calls_that_end_together_are_dropped_in_one_request() -> None:
+    # Dropping a topic is a PUT of the whole list: the calls that end within a second share
+    # one (the simulator sends every frame at once, so all three end within milliseconds).
+    config = SimConfig(calls=3, utterances=2)
+    async with running(config) as (sim, source, collected):
+        await all_delivered(sim, collected)
+        await source.wait_for(lambda s: s.unsubscribed >= 3)
+        while any(channel.topics for channel in sim.api.channels.values()):
+            await sim.hub.wait_changed()
+        assert sim.stats.subscription_puts == 1
+
+
 async def test_more_than_1000_topics_open_more_channels() -> None:
     sim_config = SimConfig(calls=2, utterances=2)
     placeholder = tuple(f"idle-{i}" for i in range(1000))

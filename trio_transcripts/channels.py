@@ -198,6 +198,14 @@ def subscription_change(subscribed: set[str], wanted: set[str]) -> SubscriptionC
     return SubscriptionChange("PUT", tuple(sorted(wanted)))
 
 
+def can_wait(subscribed: set[str], wanted: set[str]) -> bool:
+    """Whether bringing ``subscribed`` to ``wanted`` can wait to be batched with what follows:
+    only topics to drop (calls that ended), nothing to add. Dropping one topic is a ``PUT`` of
+    the whole list (up to 1,000 topics); at the end of a busy hour calls end several a second,
+    and a ``PUT`` for each would cost more than the frames of those calls."""
+    return wanted < subscribed
+
+
 def rotate_at(created_at: float, expires_at: float, rotate_before_s: float) -> float:
     """When to replace a channel: ``rotate_before_s`` before it expires, not before half
     its life (both on the caller's clock)."""

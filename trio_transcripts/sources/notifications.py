@@ -59,6 +59,7 @@ from ..channels import (
     Slot,
     SocketEnd,
     Step,
+    can_wait,
     rotate_at,
     subscription_change,
 )
@@ -102,6 +103,7 @@ class NotificationsSettings:
     backoff: Backoff = Backoff(base_s=0.5, cap_s=30.0)
     timeout_s: float = 10.0
     shard: Shard | None = None  # follow only this shard's conversations (``shard.py``)
+    unsubscribe_batch_s: float = 1.0  # how long dropped topics wait for more to drop with them
 
 
 class _ChannelLost(Exception):
@@ -394,6 +396,10 @@ class NotificationsSource:
             changed = tasks.changed
             await self._subscribe(slot, channel)
             await changed.wait()
+            # Topics only to drop wait a moment for others (an addition ends the wait).
+            with trio.move_on_after(self.settings.unsubscribe_batch_s):
+                while can_wait(channel.subscribed, set(slot.topics)):
+                    await tasks.changed.wait()
 
     # --- sockets ----------------------------------------------------------------------
 

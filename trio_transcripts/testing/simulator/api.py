@@ -160,6 +160,7 @@ class SimApi:
                 400, {"message": 'body must be a list of {"id": topic}', "code": "bad.request"}
             )
         topics = set(requested) if method == "PUT" else channel.topics | set(requested)
+        self.stats.subscription_puts += method == "PUT"
         if len(topics) > MAX_TOPICS:
             return json_response(
                 400,

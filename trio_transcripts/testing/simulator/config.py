@@ -110,6 +110,7 @@ class SimStats:
     rejected_handshakes: int = 0
     tokens_issued: int = 0
     channels_created: int = 0
+    subscription_puts: int = 0
     pings: int = 0
 
 
