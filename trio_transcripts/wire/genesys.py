@@ -57,6 +57,13 @@ EXTRA_KEYS = ("communicationId", "dialect", "engineProvider", "engineId", "engin
 
 
 @functools.lru_cache(maxsize=4096)
+def _conversation_of(topic: str) -> str | None:
+    """The conversation id of a transcription topic (remembered: a call's frames share it)."""
+    match = TRANSCRIPTION_TOPIC.match(topic)
+    return match.group(1) if match is not None else None
+
+
+@functools.lru_cache(maxsize=4096)
 def _extras(
     communication_id: str | None,
     dialect: str | None,
@@ -198,7 +205,7 @@ def strict_transcription(
     except schema.REFUSED:
         return None
     topic, body = envelope.topic_name, envelope.event_body
-    if topic is None or body is None or (match := TRANSCRIPTION_TOPIC.match(topic)) is None:
+    if topic is None or body is None or (conversation_id := _conversation_of(topic)) is None:
         return None
     communication_id = body.communication_id
     session_start = body.session_start_time_ms
@@ -207,7 +214,6 @@ def strict_transcription(
     if body.status is not None and body.status.status is not None:
         status = _STATUS_OF_NAME.get(body.status.status, SessionStatus.UNKNOWN)
     base = session_start if session_start is not None else transcription_start
-    conversation_id = match.group(1)
     fragments: list[Fragment] = []
     for item in body.transcripts or ():
         if not item.utterance_id:
