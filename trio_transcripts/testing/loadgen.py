@@ -233,7 +233,7 @@ class LoadGenerator:
                     await self.subscribed.wait()
                 await self._send_stream(stream, lock, served)
                 finished = True
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+        except* (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client went away mid-stream: the next socket gets the whole stream
         finally:
             with trio.CancelScope(shield=True), contextlib.suppress(trio.BrokenResourceError):
