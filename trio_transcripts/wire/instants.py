@@ -35,7 +35,7 @@ def parse_instant(value: object) -> int | str:
     """``value`` as epoch ms, or a short reason it is not an instant.
 
     The common forms (a JSON integer, ``YYYY-MM-DDTHH:MM:SSZ`` with or without three
-    fraction digits, a string of ASCII digits) by integer arithmetic; anything else by
+    fraction digits, a string of ASCII digits) directly; anything else by
     :func:`exact_instant`, which gives the same answer for the common forms too
     (``tests/test_wire_fragments.py`` holds the property).
     """
@@ -48,52 +48,24 @@ def parse_instant(value: object) -> int | str:
     return exact_instant(value)
 
 
-_DAYS_BEFORE_MONTH = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
-_DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-_DAYS_BEFORE_1970 = 719_162  # date(1970, 1, 1).toordinal() - 1
-
-
 def _common_form(text: str) -> int | None:
-    """Epoch ms of ``text`` in one of the common forms, or ``None`` (not one of them)."""
+    """Epoch ms of ``text`` in one of the common forms, or ``None`` (not one of them).
+
+    The common forms skip what makes :func:`exact_instant` general (stripping, the numeric
+    pattern, Decimal): ``datetime.fromisoformat``, in C, reads ``...Z`` forms in ~0.5 us.
+    """
     if not text.isascii():
         return None
     if text.isdigit():
         # Longer ones are beyond InfluxDB's range anyway, and ``int`` refuses > 4300 digits.
         return int(text) if len(text) <= 19 else None
-    size = len(text)
-    if size not in (20, 24) or text[-1] != "Z" or text[10] != "T":
+    if len(text) not in (20, 24) or text[-1] != "Z" or text[10] != "T":
         return None
-    if text[4] != "-" or text[7] != "-" or text[13] != ":" or text[16] != ":":
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError:
         return None
-    digits = text[0:4] + text[5:7] + text[8:10] + text[11:13] + text[14:16] + text[17:19]
-    fraction = "000"
-    if size == 24:
-        if text[19] != ".":
-            return None
-        fraction = text[20:23]
-        digits += fraction
-    if not digits.isdigit():
-        return None
-    year, month, day = int(text[0:4]), int(text[5:7]), int(text[8:10])
-    hour, minute, second = int(text[11:13]), int(text[14:16]), int(text[17:19])
-    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-    if not (1 <= month <= 12 and year >= 1 and hour < 24 and minute < 60 and second < 60):
-        return None
-    if not 1 <= day <= _DAYS_IN_MONTH[month - 1] + (leap and month == 2):
-        return None
-    before = year - 1
-    days = (
-        before * 365
-        + before // 4
-        - before // 100
-        + before // 400
-        + _DAYS_BEFORE_MONTH[month - 1]
-        + (leap and month > 2)
-        + day
-        - 1
-        - _DAYS_BEFORE_1970
-    )
-    return ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + int(fraction)
+    return (instant - EPOCH) // ONE_MS
 
 
 def exact_instant(value: object) -> int | str:
