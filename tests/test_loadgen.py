@@ -48,6 +48,13 @@ def test_rendered_frames_are_the_simulators_frames(source: str) -> None:
     assert len(rendered.finals) == 12
 
 
+async def token(client: httpx.AsyncClient) -> str:
+    answer = await client.post(
+        "/oauth/token", auth=("sim-client", "sim-secret"), data={"grant_type": "client_credentials"}
+    )
+    return str(answer.json()["access_token"])
+
+
 @pytest.mark.parametrize("source", ["notifications", "fragments"])
 async def test_a_client_reads_the_whole_stream_and_the_truth_says_what_was_sent(
     source: str, tmp_path: Path
@@ -57,12 +64,7 @@ async def test_a_client_reads_the_whole_stream_and_the_truth_says_what_was_sent(
     async with trio.open_nursery() as nursery:
         info = await nursery.start(generator.serve)
         async with httpx.AsyncClient(base_url=str(info["api_url"])) as client:
-            answer = await client.post(
-                "/oauth/token",
-                auth=("sim-client", "sim-secret"),
-                data={"grant_type": "client_credentials"},
-            )
-            headers = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+            headers = {"Authorization": f"Bearer {await token(client)}"}
             url = str(info["fragment_stream_url"])
             if source == "notifications":
                 channel = (
@@ -102,12 +104,7 @@ async def test_a_client_leaving_mid_stream_leaves_the_generator_serving() -> Non
     async with trio.open_nursery() as nursery:
         info = await nursery.start(generator.serve)
         async with httpx.AsyncClient(base_url=str(info["api_url"])) as client:
-            answer = await client.post(
-                "/oauth/token",
-                auth=("sim-client", "sim-secret"),
-                data={"grant_type": "client_credentials"},
-            )
-        bearer = [(b"Authorization", f"Bearer {answer.json()['access_token']}".encode())]
+            bearer = [(b"Authorization", f"Bearer {await token(client)}".encode())]
         url = str(info["fragment_stream_url"])
         async with trio_websocket.open_websocket_url(
             url, extra_headers=bearer, disconnect_timeout=0.1

@@ -41,7 +41,7 @@ import trio
 from .simulator.api import SimApi
 from .simulator.calls import make_calls, stream_frames, truth_record
 from .simulator.config import SimConfig, SimStats
-from .simulator.sockets import FRAGMENT_PATH, PONG, serve_http
+from .simulator.sockets import FRAGMENT_PATH, PONG, endpoints, serve_http
 
 WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SLICE_BYTES = 1 << 20
@@ -172,11 +172,8 @@ class LoadGenerator:
             self.subscribed.set()
 
     def info(self) -> dict[str, object]:
-        base = f"http://{self.config.host}:{self.port}"
         return {
-            "login_url": base,
-            "api_url": base,
-            "fragment_stream_url": f"ws://{self.config.host}:{self.port}{FRAGMENT_PATH}",
+            **endpoints(self.config.host, self.port),
             "conversation_ids": self.rendered.conversation_ids,
             "client_id": self.config.client_id,
             "frames": self.rendered.frames,

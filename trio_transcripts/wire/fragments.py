@@ -43,15 +43,8 @@ def strict_fragment(
     """The frame decoded by its schema (:mod:`.schema`), or ``None`` when anything about it
     is off; then :func:`read_fragment` says what. Where it gives a fragment, it is the one
     ``read_fragment`` gives (``tests/test_wire_fragments.py``). Never raises."""
-    if len(frame) > max_bytes:
-        return None
-    try:
-        if isinstance(frame, bytes):  # msgspec skips unknown keys without checking UTF-8
-            frame = frame.decode("utf-8")
-        decoded = schema.fragment_decoder.decode(frame)
-    except schema.REFUSED:
-        return None
-    if not decoded.utterance_id:
+    decoded = schema.decode(schema.fragment_decoder, frame, max_bytes)
+    if decoded is None or not decoded.utterance_id:
         return None
     times: list[int | None] = []
     for raw in (decoded.start_time, decoded.end_time):

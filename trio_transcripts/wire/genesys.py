@@ -196,13 +196,8 @@ def strict_transcription(
     frame is anything else or anything about it is off; then :func:`read_notification`
     says what. Where it gives an event, it is the one ``read_notification`` gives
     (``tests/test_wire_genesys.py`` holds the property). Never raises."""
-    if len(frame) > max_bytes:
-        return None
-    try:
-        if isinstance(frame, bytes):  # msgspec skips unknown keys without checking UTF-8
-            frame = frame.decode("utf-8")
-        envelope = schema.envelope_decoder.decode(frame)
-    except schema.REFUSED:
+    envelope = schema.decode(schema.envelope_decoder, frame, max_bytes)
+    if envelope is None:
         return None
     topic, body = envelope.topic_name, envelope.event_body
     if topic is None or body is None or (conversation_id := _conversation_of(topic)) is None:

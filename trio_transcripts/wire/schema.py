@@ -21,6 +21,8 @@ msgspec decodes into these structs in ~1.3 us a frame, where ``orjson.loads`` al
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import msgspec
 
 
@@ -78,6 +80,21 @@ class FragmentFrame(msgspec.Struct, rename="camel", gc=False):
 envelope_decoder = msgspec.json.Decoder(Envelope)
 fragment_decoder = msgspec.json.Decoder(FragmentFrame)
 
-REFUSED = (ValueError, RecursionError)
-"""What the decoders raise on a frame they refuse: msgspec's errors are ValueErrors, and so
-are the UnicodeErrors of a ``str`` frame holding a lone surrogate or of bytes not UTF-8."""
+T = TypeVar("T")
+
+
+def decode(decoder: msgspec.json.Decoder[T], frame: str | bytes, max_bytes: int) -> T | None:
+    """``frame`` decoded by ``decoder``, or ``None`` when it refuses it. Never raises.
+
+    Bytes are checked as UTF-8 first: msgspec skips unknown keys without checking them. A
+    ``str`` holding a lone surrogate raises UnicodeEncodeError, a ValueError as msgspec's
+    own errors are.
+    """
+    if len(frame) > max_bytes:
+        return None
+    try:
+        if isinstance(frame, bytes):
+            frame = frame.decode("utf-8")
+        return decoder.decode(frame)
+    except (ValueError, RecursionError):
+        return None

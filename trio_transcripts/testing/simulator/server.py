@@ -18,7 +18,7 @@ from .api import Response, SimApi
 from .calls import Call, make_calls
 from .config import SimConfig, SimStats
 from .dispatch import Dispatcher
-from .sockets import FRAGMENT_PATH, SocketHub, serve_http
+from .sockets import SocketHub, endpoints, serve_http
 
 
 class Simulator:
@@ -46,11 +46,8 @@ class Simulator:
         return self.dispatcher.done
 
     def info(self) -> dict[str, object]:
-        base = f"http://{self.config.host}:{self.port}"
         return {
-            "login_url": base,
-            "api_url": base,
-            "fragment_stream_url": f"ws://{self.config.host}:{self.port}{FRAGMENT_PATH}",
+            **endpoints(self.config.host, self.port),
             "conversation_ids": [c.conversation_id for c in self.calls],
             "client_id": self.config.client_id,
         }

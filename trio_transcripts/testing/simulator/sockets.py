@@ -32,6 +32,18 @@ from .config import SimConfig, SimStats
 log = logging.getLogger("trio_transcripts.simulator")
 
 FRAGMENT_PATH = "/api/v2/media/conversations/transcripts"
+
+
+def endpoints(host: str, port: int) -> dict[str, str]:
+    """The URLs a client of a simulator (or the load generator) on ``host:port`` is given."""
+    base = f"http://{host}:{port}"
+    return {
+        "login_url": base,
+        "api_url": base,
+        "fragment_stream_url": f"ws://{host}:{port}{FRAGMENT_PATH}",
+    }
+
+
 PONG = '{"topicName":"channel.metadata","eventBody":{"message":"pong"}}'
 HEARTBEAT = '{"topicName":"channel.metadata","eventBody":{"message":"WebSocket Heartbeat"}}'
 
