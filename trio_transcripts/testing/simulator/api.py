@@ -1,6 +1,10 @@
 """The simulator's REST API, sans I/O: a request in, a response out, no sockets, no clock.
 
-Endpoints (the platform's paths, and the shapes of the official SDKs' models):
+Endpoints (the platform's paths, and the shapes of the official SDKs' models, checked field
+by field against ``PureCloudPlatformClientV2`` 269.0.0's ``Channel``, ``ChannelEntityListing``,
+``ChannelTopic`` and ``ChannelTopicEntityListing`` by ``tests/test_simulator_models.py``: a
+topic's ``state`` is ``Permitted`` or ``Rejected``; a channel is ``id``, ``connectUri`` and
+``expires``, in the list as well):
 
 * ``POST /oauth/token``: client credentials (Basic auth checked; others get 401
   ``invalid_client``), ``expires_in`` configurable; the ``token_429``/``token_500`` faults.
@@ -39,7 +43,13 @@ class ApiChannel:
     id: str
     token: str
     expires_at: float  # the caller's clock
+    connect_uri: str
+    expires: str  # ISO-8601, as the platform gives it
     topics: set[str] = field(default_factory=set)
+
+    def view(self) -> dict[str, str]:
+        """The channel as the SDK's ``Channel`` model has it."""
+        return {"id": self.id, "connectUri": self.connect_uri, "expires": self.expires}
 
 
 def json_response(
@@ -97,7 +107,7 @@ class SimApi:
         if not parts:
             if method == "POST":
                 return self._create_channel(token, now)
-            return json_response(200, {"entities": [{"id": c} for c in self.channels]})
+            return json_response(200, {"entities": [c.view() for c in self.channels.values()]})
         channel = self.channels.get(parts[0])
         if channel is None:
             return json_response(
@@ -140,15 +150,21 @@ class SimApi:
     def _create_channel(self, token: str, now: float) -> Response:
         channel_id = f"streaming-0-{uuid.uuid4().hex[:20]}"
         ttl = self.config.channel_ttl_s
-        self.channels[channel_id] = ApiChannel(channel_id, token, now + ttl)
+        channel = ApiChannel(
+            channel_id,
+            token,
+            now + ttl,
+            connect_uri=f"{self.websocket_base}/channels/{channel_id}",
+            expires=iso_ms(int((time.time() + ttl) * 1000)),
+        )
+        self.channels[channel_id] = channel
         self.stats.channels_created += 1
-        expires = iso_ms(int((time.time() + ttl) * 1000))
-        connect_uri = f"{self.websocket_base}/channels/{channel_id}"
-        return json_response(200, {"id": channel_id, "connectUri": connect_uri, "expires": expires})
+        return json_response(200, channel.view())
 
     def _subscriptions(self, channel: ApiChannel, method: str, body: bytes) -> Response:
         if method == "GET":
-            return json_response(200, {"entities": [{"id": t} for t in sorted(channel.topics)]})
+            listing = [{"id": t, "state": "Permitted"} for t in sorted(channel.topics)]
+            return json_response(200, {"entities": listing})
         if method == "DELETE":
             channel.topics.clear()
             self.on_change()
@@ -184,7 +200,7 @@ class SimApi:
                 )
             else:
                 accepted.add(topic)
-                entities.append({"id": topic, "state": "Subscribed"})
+                entities.append({"id": topic, "state": "Permitted"})
         channel.topics = accepted
         self.on_change()
         return json_response(200, {"entities": entities})

@@ -3,6 +3,10 @@
 Pure. Frames are built from the official schema (``TranscriptionTopicTranscriptionMessage``
 and the reference design's fragment object) with ``json.dumps`` on plain dicts, not with the
 worker's own ``wire`` module, so a misreading of the format cannot hide on both sides.
+``tests/test_simulator_models.py`` checks every field against ``PureCloudPlatformClientV2``
+269.0.0's models: ``eventTime`` and ``status.offsetMs`` move with the call, each alternative
+carries ``words`` and ``decoratedWords``, and an interim hypothesis's ``durationMs`` is that
+of the words heard so far.
 
 Each call: two speakers taking turns. For Genesys, each utterance goes out as one to three
 interim hypotheses (growing prefixes of the sentence) and then a final; a keepalive opens the
@@ -110,18 +114,29 @@ def transcription_topic(conversation_id: str) -> str:
     return f"v2.conversations.{conversation_id}.transcription"
 
 
+PROGRAM_ID = "6a4f5d2c-0b1e-4c3d-9e8f-7a6b5c4d3e2f"
+"""The Speech and Text Analytics program of every simulated call (the platform names one)."""
+AGENT_ASSISTANT_ID = "f1e2d3c4-b5a6-4978-8695-a4b3c2d1e0f9"
+
+
 def _envelope(
-    call: Call, transcripts: list[dict[str, object]], status: str, rng: random.Random
+    call: Call,
+    transcripts: list[dict[str, object]],
+    status: str,
+    rng: random.Random,
+    at_ms: int,
 ) -> str:
+    """One ``TranscriptionTopicTranscriptionMessage``; ``at_ms`` is when, in session time."""
     body = {
-        "eventTime": "2026-03-19T22:04:48.128Z",
+        "eventTime": iso_ms(call.session_start_ms + at_ms),
         "organizationId": "00000000-0000-4000-8000-000000000000",
         "conversationId": call.conversation_id,
         "communicationId": call.communication_id,
         "sessionStartTimeMs": call.session_start_ms,
         "transcriptionStartTimeMs": call.session_start_ms - 47,
         "transcripts": transcripts,
-        "status": {"offsetMs": 0, "status": status},
+        "status": {"offsetMs": at_ms, "status": status},
+        "speechTextAnalyticsProgramId": PROGRAM_ID,
     }
     return json.dumps(
         {
@@ -134,7 +149,32 @@ def _envelope(
     )
 
 
-def _transcript(u: SimUtterance, text: str, confidence: float, final: bool) -> dict[str, object]:
+def _words(u: SimUtterance, text: str, duration_ms: int, session_start_ms: int) -> list[object]:
+    """``TranscriptionTopicTranscriptWord`` entries: the words of ``text``, evenly spread."""
+    words = text.split(" ")
+    step = duration_ms // len(words)
+    return [
+        {
+            "confidence": u.confidence,
+            "startTimeMs": session_start_ms + u.offset_ms + i * step,
+            "offsetMs": u.offset_ms + i * step,
+            "durationMs": step,
+            "word": word,
+        }
+        for i, word in enumerate(words)
+    ]
+
+
+def _transcript(
+    u: SimUtterance,
+    text: str,
+    confidence: float,
+    final: bool,
+    duration_ms: int,
+    session_start_ms: int,
+) -> dict[str, object]:
+    """One ``TranscriptionTopicTranscriptResult``: an interim's duration is its prefix's."""
+    words = _words(u, text, duration_ms, session_start_ms)
     return {
         "utteranceId": u.utterance_id,
         "isFinal": final,
@@ -143,15 +183,19 @@ def _transcript(u: SimUtterance, text: str, confidence: float, final: bool) -> d
             {
                 "confidence": confidence,
                 "offsetMs": u.offset_ms,
-                "durationMs": u.duration_ms,
+                "durationMs": duration_ms,
                 "transcript": text,
+                "words": words,
                 "decoratedTranscript": text,
+                "decoratedWords": words,
             }
         ],
+        "agentAssistantId": AGENT_ASSISTANT_ID,
         "engineProvider": "GENESYS",
         "engineId": "sim",
         "engineName": "simulator",
         "dialect": "en-US",
+        "speechTextAnalyticsProgramId": PROGRAM_ID,
         "agentAssistEnabled": False,
         "voiceTranscriptionEnabled": True,
     }
@@ -160,27 +204,37 @@ def _transcript(u: SimUtterance, text: str, confidence: float, final: bool) -> d
 def genesys_frames(call: Call, rng: random.Random) -> Iterator[SimFrame]:
     """The notification frames of one call, in order."""
     topic = transcription_topic(call.conversation_id)
-    yield SimFrame(topic, _envelope(call, [], "SESSION_ONGOING", rng), call.conversation_id)
+    start = call.session_start_ms
+    yield SimFrame(topic, _envelope(call, [], "SESSION_ONGOING", rng, 0), call.conversation_id)
+    at = 0
     for u in call.utterances:
         words = u.text.split(" ")
+        end = u.offset_ms + u.duration_ms
         for i in range(rng.randrange(1, 4)):
-            prefix = " ".join(words[: max(1, len(words) * (i + 1) // 4)])
+            heard = max(1, len(words) * (i + 1) // 4)
+            prefix = " ".join(words[:heard])
+            duration = u.duration_ms * heard // len(words)
             confidence = round(u.confidence * rng.uniform(0.5, 0.95), 3)
+            at = u.offset_ms + duration
+            transcript = _transcript(u, prefix, confidence, False, duration, start)
             yield SimFrame(
                 topic,
-                _envelope(
-                    call, [_transcript(u, prefix, confidence, False)], "SESSION_ONGOING", rng
-                ),
+                _envelope(call, [transcript], "SESSION_ONGOING", rng, at),
                 call.conversation_id,
             )
+        at = end
+        transcript = _transcript(u, u.text, u.confidence, True, u.duration_ms, start)
         yield SimFrame(
             topic,
-            _envelope(call, [_transcript(u, u.text, u.confidence, True)], "SESSION_ONGOING", rng),
+            _envelope(call, [transcript], "SESSION_ONGOING", rng, at),
             call.conversation_id,
             final=u,
         )
     yield SimFrame(
-        topic, _envelope(call, [], "SESSION_ENDED", rng), call.conversation_id, session_end=True
+        topic,
+        _envelope(call, [], "SESSION_ENDED", rng, at + 500),
+        call.conversation_id,
+        session_end=True,
     )
 
 
