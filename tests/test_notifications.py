@@ -109,6 +109,20 @@ async def test_reconnects_after_drops_and_counts_the_gaps() -> None:
         assert collected.finals() == truth_keys(sim)
 
 
+async def test_without_redelivery_what_no_socket_took_is_lost_as_on_the_platform() -> None:
+    config = SimConfig(calls=3, utterances=5, faults=Faults(drop_every=7, no_redelivery=True))
+    async with running(config) as (sim, _, collected):
+        await sim.done.wait()
+        keys = {(str(t["conversationId"]), str(t["utteranceId"])): t for t in sim.truth}
+        lost = {key for key, record in keys.items() if record.get("lost")}
+        live = set(keys) - lost
+        await collected.wait_for(lambda: collected.finals() >= live)
+        assert sim.stats.frames_lost >= 1 and sim.stats.resent == 0
+        assert lost, "finals sent while no socket was there are lost, not held"
+        assert collected.finals() == live
+        assert len(sim.truth) == 15, "the truth still holds every utterance of the calls"
+
+
 async def test_socket_closing_opens_the_new_socket_first_no_gap() -> None:
     faults = Faults(socket_closing_after=6, socket_closing_grace_s=0.5)
     async with running(SimConfig(calls=3, utterances=5, rate=200, faults=faults)) as (

@@ -133,3 +133,13 @@ def test_the_checker_finds_what_the_models_do_not_allow() -> None:
         "$.extra: not in TranscriptionTopicTranscriptionMessage",
         "$.eventTime: 'x' is not datetime",
     ]
+
+
+def test_a_keepalive_opens_each_session_and_follows_every_five_minutes() -> None:
+    (call,) = make_calls(1, 120, seed=4, epoch_ms=1_773_957_873_000)  # ~9 minutes of talk
+    own = [json.loads(f.text)["eventBody"] for f in genesys_frames(call, random.Random(1))]
+    keepalives = [m["status"]["offsetMs"] for m in own if not m["transcripts"]]
+    *ongoing, ended = keepalives
+    assert ongoing == [0, 300_000]
+    assert ended > 300_000 and own[-1]["status"]["status"] == "SESSION_ENDED"
+    assert problems(own[1], "TranscriptionTopicTranscriptionMessage") == []

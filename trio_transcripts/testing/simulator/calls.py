@@ -10,8 +10,9 @@ of the words heard so far.
 
 Each call: two speakers taking turns. For Genesys, each utterance goes out as one to three
 interim hypotheses (growing prefixes of the sentence) and then a final; a keepalive opens the
-session and ``SESSION_ENDED`` closes it. For the fragment stream, each utterance goes out as a
-few pieces of text that concatenate to the sentence, the last one final.
+session and follows every 5 minutes of it, and ``SESSION_ENDED`` closes it. For the fragment
+stream, each utterance goes out as a few pieces of text that concatenate to the sentence, the
+last one final.
 """
 
 from __future__ import annotations
@@ -114,6 +115,10 @@ def transcription_topic(conversation_id: str) -> str:
     return f"v2.conversations.{conversation_id}.transcription"
 
 
+KEEPALIVE_MS = 300_000
+"""A transcript-less SESSION_ONGOING message opens each session and follows every 5 minutes
+while it lasts (developer.genesys.cloud, "Transcription Notifications": "Flow of Messages")."""
+
 PROGRAM_ID = "6a4f5d2c-0b1e-4c3d-9e8f-7a6b5c4d3e2f"
 """The Speech and Text Analytics program of every simulated call (the platform names one)."""
 AGENT_ASSISTANT_ID = "f1e2d3c4-b5a6-4978-8695-a4b3c2d1e0f9"
@@ -207,7 +212,12 @@ def genesys_frames(call: Call, rng: random.Random) -> Iterator[SimFrame]:
     start = call.session_start_ms
     yield SimFrame(topic, _envelope(call, [], "SESSION_ONGOING", rng, 0), call.conversation_id)
     at = 0
+    keepalive_at = KEEPALIVE_MS
     for u in call.utterances:
+        while keepalive_at <= u.offset_ms:  # the session's keepalives, in session time
+            keepalive = _envelope(call, [], "SESSION_ONGOING", rng, keepalive_at)
+            yield SimFrame(topic, keepalive, call.conversation_id)
+            keepalive_at += KEEPALIVE_MS
         words = u.text.split(" ")
         end = u.offset_ms + u.duration_ms
         for i in range(rng.randrange(1, 4)):

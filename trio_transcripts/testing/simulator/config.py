@@ -49,6 +49,12 @@ class Faults:
     )
     oversized_every: int = field(default=0, metadata=_help("a 2 MiB frame after every N frames"))
     duplicate_finals: bool = field(default=False, metadata=_help("every final is sent twice"))
+    no_redelivery: bool = field(
+        default=False,
+        metadata=_help(
+            "as on the platform: a frame no socket could take is lost, not held for the next"
+        ),
+    )
     deny_transcription: bool = field(
         default=False, metadata=_help("transcription topics rejected: missing permission")
     )
@@ -104,6 +110,7 @@ class SimStats:
     frames_sent: int = 0
     finals_sent: int = 0
     frames_skipped: int = 0
+    frames_lost: int = 0
     resent: int = 0
     drops: int = 0
     handshakes: int = 0

@@ -4,8 +4,9 @@ One task sends the frames of all calls in an interleaved order, each only to the
 subscribed to its topic (``channel.metadata`` and ``v2.system.*`` need none). A frame that no
 socket can take waits (up to ``subscribe_wait_s``, then it is skipped and logged); a frame a
 socket failed to take (dropped, too slow) is sent again on the next one. So every final in the
-truth file was sent at least once; the platform itself would not resend, and the worker logs
-and counts each gap it sees either way. A truth record is written when a final first goes out.
+truth file was sent at least once. The platform itself does neither: with the
+``no_redelivery`` fault, as there, such a frame is lost at once, and a lost final's truth
+record says so. A truth record is written when a final first goes out (or is lost).
 
 Faults in the stream: a final sent twice, an invalid-JSON frame or a 2 MiB frame every N
 frames, a drop every N frames on a socket, and ``v2.system.socket_closing`` after N frames.
@@ -91,6 +92,8 @@ class Dispatcher:
         deadline = trio.current_time() + self.config.subscribe_wait_s
         while True:
             targets = self.hub.targets(frame)
+            if not targets and self.faults.no_redelivery:
+                return self._lost(frame)
             if not targets:
                 with trio.move_on_at(deadline):
                     await self.hub.wait_changed()
@@ -114,9 +117,19 @@ class Dispatcher:
                 if frame.final is not None:
                     self._record_final(frame)
                 return True
+            if self.faults.no_redelivery:
+                return self._lost(frame)
             self.stats.resent += 1
 
-    def _record_final(self, frame: SimFrame) -> None:
+    def _lost(self, frame: SimFrame) -> bool:
+        """``no_redelivery``: the frame is gone, as the platform's would be. A final's truth
+        record says ``"lost": true``: only a backfill can store that utterance."""
+        self.stats.frames_lost += 1
+        if frame.final is not None:
+            self._record_final(frame, lost=True)
+        return False
+
+    def _record_final(self, frame: SimFrame, *, lost: bool = False) -> None:
         u = frame.final
         assert u is not None
         key = (u.conversation_id, u.utterance_id)
@@ -127,6 +140,8 @@ class Dispatcher:
         call = next(c for c in self.calls if c.conversation_id == u.conversation_id)
         record = truth_record(frame, call.session_start_ms)
         record["sentAt"] = time.time() * 1000  # for latency: final sent -> point acknowledged
+        if lost:
+            record["lost"] = True
         self.truth.append(record)
         if self.truth_file is not None:
             self.truth_file.write(json.dumps(record, ensure_ascii=False) + "\n")
