@@ -20,7 +20,7 @@ import trio.testing
 
 from trio_transcripts.auth import Credentials, TokenManager
 from trio_transcripts.backpressure import BackpressureQueue
-from trio_transcripts.model import Fragment, Malformed
+from trio_transcripts.model import Fragment, Malformed, SessionLost
 from trio_transcripts.retry import Backoff
 from trio_transcripts.sources import SourceError, SourceEvent
 from trio_transcripts.sources.notifications import NotificationsSettings, NotificationsSource
@@ -34,6 +34,7 @@ FAST = Backoff(0.01, 0.1)
 class Collected:
     fragments: list[Fragment] = field(default_factory=list)
     malformed: list[Malformed] = field(default_factory=list)
+    lost: list[SessionLost] = field(default_factory=list)
     changed: trio.Event = field(default_factory=trio.Event)
 
     async def emit(self, event: SourceEvent, frame: str | bytes) -> None:
@@ -41,6 +42,8 @@ class Collected:
             self.fragments.extend(event.fragments)
         elif isinstance(event, Malformed):
             self.malformed.append(event)
+        elif isinstance(event, SessionLost):
+            self.lost.append(event)
         self.changed.set()
         self.changed = trio.Event()
 
@@ -198,6 +201,55 @@ async def test_topics_of_calls_that_end_together_are_dropped_in_one_request() ->
         while any(channel.topics for channel in sim.api.channels.values()):
             await sim.hub.wait_changed()
         assert sim.stats.subscription_puts == 1
+
+
+async def test_a_conversation_silent_past_the_keepalive_ends_unseen(tmp_path: Path) -> None:
+    # One call that never says SESSION_ENDED (a mid-call failure), one that does; the
+    # keepalive shrunk to a fraction of a second so the test waits on the source's own timer.
+    def message(conversation: str, status: str) -> str:
+        body = {"sessionStartTimeMs": 1_000, "transcripts": [], "status": {"status": status}}
+        topic = f"v2.conversations.{conversation}.transcription"
+        return json.dumps({"topicName": topic, "eventBody": body})
+
+    replay = tmp_path / "frames.jsonl"
+    replay.write_text(
+        "\n".join(
+            [
+                message("c-failed", "SESSION_ONGOING"),
+                message("c-ended", "SESSION_ONGOING"),
+                message("c-ended", "SESSION_ENDED"),
+            ]
+        )
+        + "\n"
+    )
+    config = SimConfig(replay_path=replay, start_after_sockets=1)
+    settings = {"keepalive_s": 0.2, "silence_margin_s": 0.1, "liveness_check_s": 0.05}
+    async with running(config, conversation_ids=("c-failed", "c-ended"), **settings) as (
+        sim,
+        source,
+        collected,
+    ):
+        await sim.done.wait()
+        await collected.wait_for(lambda: bool(collected.lost))
+        (lost,) = collected.lost
+        assert lost.conversation_id == "c-failed" and lost.silent_ms > 300
+        assert source.conversations() == set(), "both unsubscribed: one ended, one went silent"
+        assert len(source.liveness) == 0
+
+
+async def test_a_channel_gone_when_its_subscriptions_change_is_replaced() -> None:
+    config = SimConfig(calls=2, utterances=2)
+    async with running(config) as (sim, source, collected):
+        await all_delivered(sim, collected)
+        (gone,) = list(sim.api.channels)
+        del sim.api.channels[gone]  # the platform forgot it; its socket is still open
+        source.add_conversation("c-new")  # the next subscription change meets the 404
+        await source.wait_for(lambda s: s.channels_created == 2)
+        while not any(
+            "v2.conversations.c-new.transcription" in c.topics for c in sim.api.channels.values()
+        ):
+            await sim.hub.wait_changed()
+        assert gone not in sim.api.channels
 
 
 async def test_more_than_1000_topics_open_more_channels() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from trio_transcripts.coalesce import Coalescer
-from trio_transcripts.model import Fragment, Malformed, Merge
+from trio_transcripts.model import Fragment, Malformed, Merge, SessionLost
 from trio_transcripts.router import Enqueue, Router, SetAsideFragment, SetAsideFrame
 from trio_transcripts.wire.genesys import SessionStatus, Transcription
 
@@ -85,6 +85,18 @@ def test_session_end_flushes_that_conversation_as_partials() -> None:
     assert isinstance(action, Enqueue)
     assert action.utterance.utterance_id == "u1" and not action.utterance.final
     assert router.counts.partials == 1 and router.coalescer.pending == 1
+
+
+def test_a_session_lost_unseen_flushes_that_conversation_and_is_no_frame() -> None:
+    router = Router(Coalescer(Merge.REVISE))
+    router.route(transcription(fragment("u1", "hel", False)), NOW)
+    router.route(fragment("u9", "other call", False, conversation="c2"), NOW)
+    (action,) = router.route(SessionLost("c1", silent_ms=400_000), NOW)
+    assert isinstance(action, Enqueue)
+    assert action.utterance.utterance_id == "u1" and not action.utterance.final
+    assert router.counts.sessions_lost == 1 and router.counts.partials == 1
+    assert router.counts.frames == 2 and router.coalescer.pending == 1
+    assert router.route(SessionLost("c1", silent_ms=1), NOW) == []
 
 
 def test_flush_and_expire_count_partials() -> None:

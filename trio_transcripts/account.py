@@ -36,6 +36,7 @@ class Account:
     replayed: int = 0
     gaps: int = 0
     gap_ms: int = 0
+    sessions_lost: int = 0
 
     def summary(self) -> str:
         return (
@@ -45,6 +46,11 @@ class Account:
             f"{self.partials} partial utterances; {self.persisted} persisted, "
             f"{self.dead_lettered} dead-lettered, {self.spooled} spooled to disk "
             f"({self.replayed} replayed from it); {self.gaps} gaps ({self.gap_ms} ms)"
+            + (
+                f"; {self.sessions_lost} sessions ended unseen (silent past the keepalive)"
+                if self.sessions_lost
+                else ""
+            )
         )
 
 

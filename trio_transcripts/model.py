@@ -77,6 +77,14 @@ class Utterance(msgspec.Struct, frozen=True, gc=False):
         return (self.conversation_id, self.utterance_id)
 
 
+class SessionLost(msgspec.Struct, frozen=True, gc=False):
+    """A followed conversation that went silent past the platform's keepalive: its session
+    ended unseen (``liveness.py``); what is pending of it is flushed as partials."""
+
+    conversation_id: str
+    silent_ms: int
+
+
 class Malformed(msgspec.Struct, frozen=True, gc=False):
     """A frame that could not be understood; ``reason`` says why, ``excerpt`` shows the start."""
 

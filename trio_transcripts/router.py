@@ -15,7 +15,8 @@ The rules:
 * a re-delivered final (a reconnect, an overlap of two sockets): counted and ignored;
 * text appended to an utterance that was already final (fragment stream): set aside, since it
   would otherwise vanish;
-* a transcription session that ended: its pending utterances are flushed as partials.
+* a transcription session that ended, seen (``SESSION_ENDED``) or not (``SessionLost``: silent
+  past the platform's keepalive): its pending utterances are flushed as partials.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from dataclasses import dataclass
 import msgspec
 
 from .coalesce import Coalescer, Duplicate
-from .model import Fragment, Malformed, Merge, Utterance
+from .model import Fragment, Malformed, Merge, SessionLost, Utterance
 from .wire.genesys import Transcription
 
-SourceEvent = Transcription | Fragment | Malformed
-"""What a source hands the worker for each frame it read."""
+SourceEvent = Transcription | Fragment | Malformed | SessionLost
+"""What a source hands the worker for each frame it read (or, ``SessionLost``, for a
+conversation whose frames stopped)."""
 
 
 class Enqueue(msgspec.Struct, frozen=True, gc=False):
@@ -58,6 +60,7 @@ class RouterCounts:
     duplicates: int = 0
     finals: int = 0
     partials: int = 0
+    sessions_lost: int = 0
 
 
 class Router:
@@ -69,6 +72,9 @@ class Router:
 
     def route(self, event: SourceEvent, now_ms: int) -> list[Action]:
         counts = self.counts
+        if isinstance(event, SessionLost):
+            counts.sessions_lost += 1
+            return list(self._partials(self.coalescer.flush(event.conversation_id)))
         counts.frames += 1
         if isinstance(event, Malformed):
             counts.malformed += 1

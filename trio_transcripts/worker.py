@@ -47,7 +47,7 @@ from .backpressure import BackpressureQueue
 from .coalesce import Coalescer
 from .config import WorkerSettings
 from .errors import FatalError, FatalSinkError
-from .model import Utterance
+from .model import SessionLost, Utterance
 from .redaction import redact_url
 from .ring import RingFull
 from .router import Action, Enqueue, Router, SetAsideFragment, SetAsideFrame, SourceEvent
@@ -170,7 +170,8 @@ class Worker:
         entering its watchdog's cancel scope (``benchmarks/README.md``). A full ring parks
         the reader in ``put``.
         """
-        self.last_frame_at = trio.current_time()
+        if not isinstance(event, SessionLost):
+            self.last_frame_at = trio.current_time()
         actions = self.router.route(event, now_ms())
         if actions:
             await self._carry_out(actions, frame)

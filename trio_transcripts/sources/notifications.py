@@ -63,7 +63,8 @@ from ..channels import (
     rotate_at,
     subscription_change,
 )
-from ..model import Ignored, Malformed, Merge
+from ..liveness import KEEPALIVE_MS, MARGIN_MS, Liveness
+from ..model import Ignored, Malformed, Merge, SessionLost
 from ..outcomes import outcome_of, outcome_of_error
 from ..redaction import redact_url
 from ..retry import Action, Backoff, Service, classify, next_delay
@@ -104,6 +105,9 @@ class NotificationsSettings:
     timeout_s: float = 10.0
     shard: Shard | None = None  # follow only this shard's conversations (``shard.py``)
     unsubscribe_batch_s: float = 1.0  # how long dropped topics wait for more to drop with them
+    keepalive_s: float = KEEPALIVE_MS / 1000  # the platform's, per transcription session
+    silence_margin_s: float = MARGIN_MS / 1000  # silent this much past it: the session ended
+    liveness_check_s: float = 30.0
 
 
 class _ChannelLost(Exception):
@@ -164,6 +168,9 @@ class NotificationsSource:
         self._nursery: trio.Nursery | None = None
         self._changed = trio.Event()
         self._emit: Emit | None = None
+        self.liveness = Liveness(
+            int(settings.keepalive_s * 1000), int(settings.silence_margin_s * 1000)
+        )
 
     @property
     def stats(self) -> ChannelCounters:
@@ -215,6 +222,7 @@ class NotificationsSource:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                nursery.start_soon(self._watch_liveness)
                 for slot in self.plan.slots:  # conversations added before run()
                     nursery.start_soon(self._run_slot, slot)
                 for queue_id in self.settings.queue_ids:
@@ -244,6 +252,7 @@ class NotificationsSource:
         self._add(transcription_topic(conversation_id))
 
     def remove_conversation(self, conversation_id: str) -> None:
+        self.liveness.ended(conversation_id)
         for slot in self.plan.remove_conversation(conversation_id):
             self._slot_tasks(slot).notify()
             log.info("unsubscribed conversation %s", conversation_id)
@@ -267,6 +276,29 @@ class NotificationsSource:
             tasks.notify()
         elif self._nursery is not None:  # else run() starts it
             self._nursery.start_soon(self._run_slot, placement.slot)
+
+    async def _watch_liveness(self) -> None:
+        while True:
+            await trio.sleep(self.settings.liveness_check_s)
+            await self.check_liveness(int(trio.current_time() * 1000))
+
+    async def check_liveness(self, now_ms: int) -> list[str]:
+        """End the conversations silent past the keepalive (``liveness.py``): unsubscribe,
+        and hand the worker a ``SessionLost`` so what is pending of each becomes partials."""
+        emit = self._emit
+        assert emit is not None, "run() sets it first"
+        lost = self.liveness.silent(now_ms)
+        for conversation_id, silent_ms in lost:
+            log.warning(
+                "conversation %s silent for %.0f s, past the platform's %.0f s keepalive: its "
+                "transcription session ended unseen; flushing it and unsubscribing",
+                conversation_id,
+                silent_ms / 1000,
+                self.settings.keepalive_s,
+            )
+            self.remove_conversation(conversation_id)
+            await emit(SessionLost(conversation_id, silent_ms), "")
+        return [conversation_id for conversation_id, _ in lost]
 
     # --- channels ---------------------------------------------------------------------
 
@@ -390,16 +422,23 @@ class NotificationsSource:
 
     async def _keep_subscriptions(self, slot: Slot, channel: _Channel) -> None:
         tasks = self._slot_tasks(slot)
-        while True:
-            # Taken before subscribing: a topic added while a request is in flight sets this
-            # event, so it is subscribed by the next round instead of waiting for another.
-            changed = tasks.changed
-            await self._subscribe(slot, channel)
-            await changed.wait()
-            # Topics only to drop wait a moment for others (an addition ends the wait).
-            with trio.move_on_after(self.settings.unsubscribe_batch_s):
-                while can_wait(channel.subscribed, set(slot.topics)):
-                    await tasks.changed.wait()
+        try:
+            while True:
+                # Taken before subscribing: a topic added while a request is in flight sets
+                # this event, so it is subscribed by the next round instead of another wait.
+                changed = tasks.changed
+                await self._subscribe(slot, channel)
+                await changed.wait()
+                # Topics only to drop wait a moment for others (an addition ends the wait).
+                with trio.move_on_after(self.settings.unsubscribe_batch_s):
+                    while can_wait(channel.subscribed, set(slot.topics)):
+                        await tasks.changed.wait()
+        except _ChannelLost as exc:
+            # As when the socket finds its channel gone: a new channel takes the slot.
+            log.warning("%s; creating a new channel and resubscribing", exc)
+            assert tasks.nursery is not None
+            tasks.nursery.start_soon(self._start_channel, slot, None)
+            channel.scope.cancel()
 
     # --- sockets ----------------------------------------------------------------------
 
@@ -514,6 +553,7 @@ class NotificationsSource:
                 channel.heard_at = trio.current_time()
                 event = parse_notification(message)
                 if isinstance(event, Transcription):
+                    self.liveness.heard(event.conversation_id, int(channel.heard_at * 1000))
                     await emit(event, message)
                     if event.session_ended:
                         self.remove_conversation(event.conversation_id)
