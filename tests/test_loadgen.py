@@ -13,8 +13,14 @@ import trio_websocket
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trio_transcripts.testing.loadgen import FrameCounter, LoadGenerator, render, server_frame
-from trio_transcripts.testing.simulator import FRAGMENT_PATH, SimConfig
+from trio_transcripts.testing.loadgen import (
+    FrameCounter,
+    LoadGenerator,
+    render,
+    server_frame,
+    upgrade_request,
+)
+from trio_transcripts.testing.simulator import SimConfig
 from trio_transcripts.testing.simulator.calls import make_calls, stream_frames
 
 
@@ -113,14 +119,7 @@ async def test_a_client_leaving_mid_stream_leaves_the_generator_serving() -> Non
         # Then a client that vanishes without a close frame: the generator's writes break.
         port = int(url.split(":")[2].split("/")[0])
         async with await trio.open_tcp_stream("127.0.0.1", port) as raw:
-            await raw.send_all(
-                f"GET {FRAGMENT_PATH} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n".encode()
-                + b"Authorization: "
-                + bearer[0][1]
-                + b"\r\n\r\n"
-            )
+            await raw.send_all(upgrade_request(url, bearer))
             assert b"101 Switching Protocols" in await raw.receive_some(65536)
         async with trio_websocket.open_websocket_url(url, extra_headers=bearer) as ws:
             messages = [await ws.get_message() for _ in range(generator.rendered.frames)]

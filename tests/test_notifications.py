@@ -235,6 +235,10 @@ async def test_a_conversation_silent_past_the_keepalive_ends_unseen(tmp_path: Pa
         assert lost.conversation_id == "c-failed" and lost.silent_ms > 300
         assert source.conversations() == set(), "both unsubscribed: one ended, one went silent"
         assert len(source.liveness) == 0
+        # A late frame of a conversation no longer followed: its silence is not news.
+        source.liveness.heard("c-ended", 0)
+        assert await source.check_liveness(10**9) == []
+        assert len(collected.lost) == 1
 
 
 async def test_a_channel_gone_when_its_subscriptions_change_is_replaced() -> None:

@@ -26,7 +26,6 @@ acknowledges at once.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import json
 import os
@@ -57,7 +56,7 @@ from .sources import Emit, Gap, Source, SourceEvent, SourceHealth
 from .sources._socket import SocketOptions, queued_message
 from .sources.fragment_stream import FragmentStreamSettings
 from .testing.influxd import InfluxdUnavailable, running_influxd
-from .testing.loadgen import FrameCounter
+from .testing.loadgen import FrameCounter, upgrade_request
 from .worker import Worker
 
 CEILING_S = 10.0
@@ -285,20 +284,13 @@ async def _generator_rate(gen: _Generator, source: str, limit_s: float) -> _Read
     """
     where = await _open_stream(gen.info, source)
     url = urllib.parse.urlsplit(where.url)
-    key = base64.b64encode(os.urandom(16))
-    request = (
-        f"GET {url.path}{'?' + url.query if url.query else ''} HTTP/1.1\r\n"
-        f"Host: {url.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key.decode()}\r\n"
-    ).encode()
-    request += b"".join(name + b": " + value + b"\r\n" for name, value in where.headers)
     counter = FrameCounter()
     first: float | None = None
     latest = 0.0
     cpu_before = time.process_time()
     stream = await trio.open_tcp_stream(url.hostname or "127.0.0.1", url.port or 80)
     async with stream:
-        await stream.send_all(request + b"\r\n")
+        await stream.send_all(upgrade_request(where.url, where.headers))
         head = b""
         while b"\r\n\r\n" not in head:
             head += await stream.receive_some(65536)

@@ -287,7 +287,10 @@ class NotificationsSource:
         and hand the worker a ``SessionLost`` so what is pending of each becomes partials."""
         emit = self._emit
         assert emit is not None, "run() sets it first"
-        lost = self.liveness.silent(now_ms)
+        followed = self.conversations()
+        # A late frame of a conversation already unsubscribed is watched again; its silence
+        # is not news.
+        lost = [(c, silent) for c, silent in self.liveness.silent(now_ms) if c in followed]
         for conversation_id, silent_ms in lost:
             log.warning(
                 "conversation %s silent for %.0f s, past the platform's %.0f s keepalive: its "

@@ -29,10 +29,12 @@ import bisect
 import contextlib
 import hashlib
 import json
+import os
 import signal
 import struct
 import time
 import urllib.parse
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,6 +103,18 @@ def render(config: SimConfig) -> Rendered:
         if frame.final is not None:
             finals[index] = truth_record(frame, starts[frame.conversation_id])
     return Rendered(b"".join(parts), ends, finals, [c.conversation_id for c in calls])
+
+
+def upgrade_request(url: str, headers: Sequence[tuple[bytes, bytes]] = ()) -> bytes:
+    """A client's WebSocket handshake for ``url`` (``ws://`` only), for raw socket readers."""
+    parts = urllib.parse.urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n"
+    ).encode()
+    return request + b"".join(name + b": " + value + b"\r\n" for name, value in headers) + b"\r\n"
 
 
 class FrameCounter:
