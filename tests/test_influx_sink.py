@@ -79,9 +79,10 @@ async def test_schema_round_trip(influxd: Influxd, database: str, tmp_path: Path
         assert second["final"] is False and second["communicationId"] == "7dd98c4f"
         assert second["sessionStartTimeMs"] == 1773957594383
         tags = influxd.query("SHOW TAG KEYS FROM transcriptions", db=database)
-        assert {t["tagKey"] for t in tags} == {"conversationId", "speaker"}, (
+        assert {t["tagKey"] for t in tags} == {"conversationId", "origin", "speaker"}, (
             "utteranceId is a field"
         )
+        assert first["origin"] == "live"
 
 
 async def test_utterance_id_as_tag_keeps_the_reference_layout(
@@ -94,7 +95,7 @@ async def test_utterance_id_as_tag_keeps_the_reference_layout(
     ) as sink:
         await sink.write([utterance(0)])
         tags = influxd.query("SHOW TAG KEYS FROM transcriptions", db=database)
-        assert {t["tagKey"] for t in tags} == {"conversationId", "speaker", "utteranceId"}
+        assert {t["tagKey"] for t in tags} == {"conversationId", "origin", "speaker", "utteranceId"}
 
 
 async def test_same_utterance_twice_is_one_point(

@@ -50,11 +50,13 @@ utterances = st.builds(
         max_size=3,
         unique_by=lambda kv: kv[0],
     ).map(tuple),
+    origin=st.sampled_from(["live", "backfill"]),
 )
 
 
 def point_line(u: Utterance, schema: Schema) -> str:
     point = Point(schema.measurement).tag("conversationId", u.conversation_id or None)
+    point.tag("origin", u.origin or None)
     point.tag("speaker", u.speaker or None)
     if schema.utterance_id_as_tag:
         point.tag("utteranceId", u.utterance_id or None)
@@ -121,14 +123,14 @@ def test_known_line() -> None:
         (("dialect", "en-US"),),
     )
     assert encode(u) == (
-        "transcriptions,conversationId=c\\ 1,speaker=agent\\=x confidence=0.5,"
+        "transcriptions,conversationId=c\\ 1,origin=live,speaker=agent\\=x confidence=0.5,"
         'dialect="en-US",duration_ms=250i,final=true,fragments=3i,'
         'text="say \\"hi\\" c:\\\\dir",utteranceId="u,1" ' + str(timestamp_ns(u))
     )
 
 
 def test_empty_tag_values_are_omitted() -> None:
-    u = Utterance("", "u", "", "t", None, 0, 0, False, 1)
+    u = Utterance("", "u", "", "t", None, 0, 0, False, 1, origin="")
     assert encode(u).startswith("transcriptions duration_ms=0i,")
 
 

@@ -19,8 +19,9 @@ from .assemble import assemble, configured_sink
 from .config import Config, load_config
 from .model import Utterance
 from .service import add_worker_flags, tuning, watch_signals
-from .show import print_transcript, read_file, read_influx
+from .show import print_transcript
 from .sinks import Sink, WriteResult
+from .stored import read_file, read_influx
 from .testing.harness import run_until_accounted
 from .testing.simulator import DEFAULT_CLIENT_SECRET, SimConfig, Simulator
 from .wire.instants import iso_of

@@ -2,8 +2,12 @@
 
 Schema (default)::
 
-    transcriptions,conversationId=<id>,speaker=<who> utteranceId="..",text="..",
-        confidence=<float>,duration_ms=<int>i,final=<bool>,fragments=<int>i[,extras] <ns>
+    transcriptions,conversationId=<id>,origin=<live|backfill>,speaker=<who>
+        utteranceId="..",text="..",confidence=<float>,duration_ms=<int>i,final=<bool>,
+        fragments=<int>i[,extras] <ns>
+
+``origin`` is a tag, so ``WHERE origin = 'backfill'`` finds what the post-call backfill added
+(``backfill.py``) without a scan, at the cost of one more series per conversation and speaker.
 
 ``utteranceId`` is a field, not a tag: one series per utterance would exhaust InfluxDB 1.x's
 default ``max-series-per-database`` (1,000,000) within days at a busy contact centre, after
@@ -113,7 +117,9 @@ def encode(utterance: Utterance, schema: Schema = Schema()) -> str:
     layout = _field_layout(utterance.extras, has_confidence, schema.utterance_id_as_tag)
     if layout is None:
         return _encode_any(utterance, schema)
-    series = _series(schema.measurement, utterance.conversation_id, utterance.speaker)
+    series = _series(
+        schema.measurement, utterance.conversation_id, utterance.origin, utterance.speaker
+    )
     if schema.utterance_id_as_tag and utterance.utterance_id:
         series += ",utteranceId=" + escape_key(utterance.utterance_id)
     fields = layout.format(
@@ -128,11 +134,16 @@ def encode(utterance: Utterance, schema: Schema = Schema()) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _series(measurement: str, conversation_id: str, speaker: str) -> str:
-    """The measurement and the tags of one conversation and speaker (empty values omitted)."""
+def _series(measurement: str, conversation_id: str, origin: str, speaker: str) -> str:
+    """The measurement and the tags of one conversation, origin and speaker (sorted by key,
+    empty values omitted)."""
     tags = "".join(
         f",{key}={escape_key(value)}"
-        for key, value in (("conversationId", conversation_id), ("speaker", speaker))
+        for key, value in (
+            ("conversationId", conversation_id),
+            ("origin", origin),
+            ("speaker", speaker),
+        )
         if value
     )
     return measurement.translate(_MEASUREMENT_SPECIALS) + tags
@@ -164,7 +175,11 @@ def _field_layout(extras: Extras, has_confidence: bool, id_as_tag: bool) -> str 
 
 def _encode_any(utterance: Utterance, schema: Schema) -> str:
     """:func:`encode` for any utterance, with nothing remembered."""
-    tags = [("conversationId", utterance.conversation_id), ("speaker", utterance.speaker)]
+    tags = [
+        ("conversationId", utterance.conversation_id),
+        ("origin", utterance.origin),
+        ("speaker", utterance.speaker),
+    ]
     fields = [
         ("duration_ms", f"{utterance.duration_ms}i"),
         ("final", "true" if utterance.final else "false"),

@@ -18,6 +18,8 @@ Extras = tuple[tuple[str, str | int], ...]
 """Source-specific attributes (communicationId, dialect, engine...), in a stable order."""
 
 UNKNOWN_SPEAKER = "unknown"
+LIVE = "live"
+BACKFILL = "backfill"
 
 
 class Merge(enum.Enum):
@@ -54,7 +56,9 @@ class Utterance(msgspec.Struct, frozen=True, gc=False):
     """A complete utterance, ready to persist.
 
     ``final`` is False for a partial: an utterance flushed at shutdown, at the end of its
-    session, or after it went idle, before its final fragment arrived.
+    session, or after it went idle, before its final fragment arrived. ``origin`` says how it
+    came: ``live`` from the source, ``backfill`` from the post-call transcript of a call with a
+    gap (``backfill.py``).
     """
 
     conversation_id: str
@@ -67,6 +71,7 @@ class Utterance(msgspec.Struct, frozen=True, gc=False):
     final: bool
     fragments: int
     extras: Extras = ()
+    origin: str = LIVE
 
     @property
     def duration_ms(self) -> int:

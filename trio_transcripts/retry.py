@@ -61,6 +61,7 @@ class Service(enum.Enum):
 
     LOGIN = "the Genesys login host"
     GENESYS_API = "the Genesys API"
+    TRANSCRIPT_STORE = "the post-call transcript's pre-signed URL"
     INFLUX_V1 = "InfluxDB 1.x"
     INFLUX_V2 = "InfluxDB 2.x"
     INFLUX_V3 = "InfluxDB 3.x"
@@ -72,6 +73,7 @@ class Action(enum.Enum):
     RENEW_TOKEN = "renew token"  # then retry
     SPLIT = "split"  # some points refused, or the body too large: halve and resend
     CREATE_DATABASE = "create database"  # InfluxDB 1.x said the database is missing
+    RENEW_URL = "renew url"  # a pre-signed URL expired: ask the API for a new one, then retry
     FATAL = "fatal"  # retrying cannot help; the caller says what to check
 
 
@@ -130,6 +132,14 @@ def classify(service: Service, outcome: Outcome, now_epoch_s: float) -> Decision
     if service is Service.GENESYS_API:
         if status == 401:
             return Decision(Action.RENEW_TOKEN, detail)
+        if status == 404:
+            return Decision(Action.DONE, detail)
+        return Decision(Action.FATAL, detail)
+    if service is Service.TRANSCRIPT_STORE:
+        # S3 answers an expired pre-signed URL with 403 AccessDenied "Request has expired"
+        # (400 from some regions' endpoints); the API hands out a fresh one.
+        if status in (400, 403):
+            return Decision(Action.RENEW_URL, detail)
         if status == 404:
             return Decision(Action.DONE, detail)
         return Decision(Action.FATAL, detail)

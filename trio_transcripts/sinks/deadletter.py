@@ -55,6 +55,22 @@ def fragment_line(fragment: Fragment, reason: str) -> str:
     return _line("fragment", reason, {"fragment": msgspec.structs.asdict(fragment)})
 
 
+def backfill_line(
+    conversation_id: str,
+    communications: Sequence[str],
+    windows: Sequence[tuple[int, int]],
+    reason: str,
+) -> str:
+    """A conversation whose gaps the backfill could not fill (``backfill.py``): which, its
+    gaps, and why; ``backfill CONVERSATION_ID`` retries it by hand."""
+    payload = {
+        "conversationId": conversation_id,
+        "communications": list(communications),
+        "gaps": [{"start": iso_of(a), "end": iso_of(b)} for a, b in windows],
+    }
+    return _line("backfill", reason, payload)
+
+
 class DeadLetters:
     """Queues records for ``path`` and writes them in batches; counts what was written."""
 

@@ -12,6 +12,8 @@ topic's ``state`` is ``Permitted`` or ``Rejected``; a channel is ``id``, ``conne
   ``GET|POST|PUT|DELETE .../channels/{id}/subscriptions``: Bearer token required; at most
   1,000 topics a channel; the ``deny_transcription`` fault rejects transcription topics with
   ``missingPermissions``.
+* The post-call transcripts (``transcripturls``, ``transcripturl``, the pre-signed URLs) and
+  the analytics conversation details: ``postcall.py``.
 
 :class:`SimApi` keeps the tokens and channels; the caller passes ``now`` (its clock) to each
 request and serves the answers over HTTP (``sockets.py``). Tests drive it directly, under a
@@ -29,8 +31,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .calls import iso_ms
+from .calls import Call, iso_ms
 from .config import Faults, SimConfig, SimStats
+from .postcall import TRANSCRIPT_PREFIX, PostCallApi
 
 MAX_TOPICS = 1000
 
@@ -62,7 +65,11 @@ class SimApi:
     """Tokens, channels and subscriptions; ``on_change`` is called when topics change."""
 
     def __init__(
-        self, config: SimConfig, stats: SimStats, on_change: Callable[[], None] = lambda: None
+        self,
+        config: SimConfig,
+        stats: SimStats,
+        on_change: Callable[[], None] = lambda: None,
+        calls: list[Call] | None = None,
     ) -> None:
         self.config = config
         self.stats = stats
@@ -72,6 +79,10 @@ class SimApi:
         self.tokens: dict[str, float] = {}
         self.channels: dict[str, ApiChannel] = {}
         self._token_requests = 0
+        self.postcall = PostCallApi(
+            config, calls or [], lambda: f"http://{config.host}:{self.port}", json_response
+        )
+        self.port = config.port  # set once listening
 
     def bearer(self, headers: dict[str, str], now: float) -> str | None:
         """The valid token of an ``Authorization: Bearer`` header (lower-case keys), or None."""
@@ -96,6 +107,14 @@ class SimApi:
         path = urllib.parse.urlsplit(target).path
         if path == "/oauth/token" and method == "POST":
             return self._token(headers, body, now)
+        if path.startswith(TRANSCRIPT_PREFIX) and method == "GET":
+            return self.postcall.document(path, now)  # pre-signed: no token
+        if self.postcall.handles(path):
+            if self.bearer(headers, now) is None:
+                return json_response(
+                    401, {"message": "authentication required", "code": "bad.credentials"}
+                )
+            return self.postcall.handle(method, path, body, now)
         if not path.startswith("/api/v2/notifications/channels"):
             return json_response(404, {"message": f"no route {method} {path}", "code": "not.found"})
         token = self.bearer(headers, now)

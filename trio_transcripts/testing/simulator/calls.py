@@ -17,6 +17,7 @@ last one final.
 
 from __future__ import annotations
 
+import heapq
 import json
 import random
 import uuid
@@ -74,14 +75,18 @@ class SimFrame:
     final: SimUtterance | None = None
     pieces: tuple[str, ...] = ()  # fragment stream: the whole utterance's pieces, on the final
     session_end: bool = False
+    at_ms: int = 0  # when in the call (epoch ms) the platform sends it
 
 
-def make_calls(count: int, utterances: int, seed: int, epoch_ms: int) -> list[Call]:
+def make_calls(
+    count: int, utterances: int, seed: int, epoch_ms: int, spacing_ms: int = 1_000
+) -> list[Call]:
+    """``count`` calls of ``utterances`` each, starting ``spacing_ms`` apart from ``epoch_ms``."""
     rng = random.Random(seed)
     calls = []
     for c in range(count):
         conversation_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-        start = epoch_ms + c * 1_000
+        start = epoch_ms + c * spacing_ms
         offset = rng.randrange(200, 2_000)
         items = []
         for u in range(utterances):
@@ -210,13 +215,15 @@ def genesys_frames(call: Call, rng: random.Random) -> Iterator[SimFrame]:
     """The notification frames of one call, in order."""
     topic = transcription_topic(call.conversation_id)
     start = call.session_start_ms
-    yield SimFrame(topic, _envelope(call, [], "SESSION_ONGOING", rng, 0), call.conversation_id)
+    yield SimFrame(
+        topic, _envelope(call, [], "SESSION_ONGOING", rng, 0), call.conversation_id, at_ms=start
+    )
     at = 0
     keepalive_at = KEEPALIVE_MS
     for u in call.utterances:
         while keepalive_at <= u.offset_ms:  # the session's keepalives, in session time
             keepalive = _envelope(call, [], "SESSION_ONGOING", rng, keepalive_at)
-            yield SimFrame(topic, keepalive, call.conversation_id)
+            yield SimFrame(topic, keepalive, call.conversation_id, at_ms=start + keepalive_at)
             keepalive_at += KEEPALIVE_MS
         words = u.text.split(" ")
         end = u.offset_ms + u.duration_ms
@@ -231,6 +238,7 @@ def genesys_frames(call: Call, rng: random.Random) -> Iterator[SimFrame]:
                 topic,
                 _envelope(call, [transcript], "SESSION_ONGOING", rng, at),
                 call.conversation_id,
+                at_ms=start + at,
             )
         at = end
         transcript = _transcript(u, u.text, u.confidence, True, u.duration_ms, start)
@@ -239,12 +247,14 @@ def genesys_frames(call: Call, rng: random.Random) -> Iterator[SimFrame]:
             _envelope(call, [transcript], "SESSION_ONGOING", rng, at),
             call.conversation_id,
             final=u,
+            at_ms=start + at,
         )
     yield SimFrame(
         topic,
         _envelope(call, [], "SESSION_ENDED", rng, at + 500),
         call.conversation_id,
         session_end=True,
+        at_ms=start + at + 500,
     )
 
 
@@ -273,6 +283,7 @@ def fragment_frames(call: Call, rng: random.Random) -> Iterator[SimFrame]:
                 call.conversation_id,
                 final=u if final else None,
                 pieces=tuple(pieces) if final else (),
+                at_ms=start + u.duration_ms * (i + 1) // len(pieces),
             )
 
 
@@ -295,10 +306,16 @@ def interleave(streams: list[Iterator[SimFrame]], rng: random.Random) -> Iterato
 
 
 def stream_frames(
-    calls: list[Call], source: str, seed: int, queue_id: str | None = None
+    calls: list[Call],
+    source: str,
+    seed: int,
+    queue_id: str | None = None,
+    *,
+    by_time: bool = False,
 ) -> Iterator[SimFrame]:
     """Every frame of ``calls`` in the order the simulator sends them (the same seed, the
-    same order): each call's frames in order, the calls interleaved. With ``queue_id`` (the
+    same order): each call's frames in order, the calls interleaved at random, or by
+    ``at_ms`` (``by_time``, the simulator's ``--speech-time``). With ``queue_id`` (the
     Notifications source) each call is first announced on that queue's topic."""
     rng = random.Random(seed + 1)
     make = fragment_frames if source == "fragments" else genesys_frames
@@ -308,11 +325,17 @@ def stream_frames(
             topic = f"v2.routing.queues.{queue_id}.conversations"
             body = {"id": call.conversation_id, "participants": []}
             yield SimFrame(
-                topic, json.dumps({"topicName": topic, "eventBody": body}), call.conversation_id
+                topic,
+                json.dumps({"topicName": topic, "eventBody": body}),
+                call.conversation_id,
+                at_ms=call.session_start_ms,
             )
         yield from make(call, call_rng)
 
-    return interleave([call_frames(call, random.Random(rng.random())) for call in calls], rng)
+    streams = [call_frames(call, random.Random(rng.random())) for call in calls]
+    if by_time:
+        return heapq.merge(*streams, key=lambda frame: frame.at_ms)
+    return interleave(streams, rng)
 
 
 def truth_record(frame: SimFrame, call_start_ms: int) -> dict[str, object]:

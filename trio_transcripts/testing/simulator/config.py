@@ -58,6 +58,9 @@ class Faults:
     deny_transcription: bool = field(
         default=False, metadata=_help("transcription topics rejected: missing permission")
     )
+    deny_transcripts: bool = field(
+        default=False, metadata=_help("post-call transcripts refused: missing permission (403)")
+    )
 
 
 @dataclass
@@ -102,6 +105,21 @@ class SimConfig:
         default=None, metadata=_help("JSON Lines of frames to send verbatim")
     )
     exit_when_done: bool = field(default=False, metadata=_help("stop once every frame was sent"))
+    speech_time: bool = field(
+        default=False,
+        metadata=_help(
+            "send each frame when its moment in the call comes, as the platform does (the "
+            "calls start now, call_spacing apart); otherwise at --rate"
+        ),
+    )
+    call_spacing_s: float = field(default=1.0, metadata=_help("between two calls' starts"))
+    transcript_delay_s: float = field(
+        default=2.0,
+        metadata=_help("a call's post-call transcript is served this long after it ended"),
+    )
+    url_ttl_s: float = field(
+        default=600.0, metadata=_help("how long a transcript's pre-signed URL is valid")
+    )
     faults: Faults = field(default_factory=Faults)
 
 

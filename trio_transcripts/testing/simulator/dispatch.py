@@ -60,7 +60,10 @@ class Dispatcher:
         """Every frame to send, in order (a replay file's, or the calls' interleaved)."""
         if self.config.replay_path is not None:
             return replay_frames(self.config.replay_path)
-        return stream_frames(self.calls, self.config.source, self.config.seed, self.config.queue_id)
+        config = self.config
+        return stream_frames(
+            self.calls, config.source, config.seed, config.queue_id, by_time=config.speech_time
+        )
 
     async def run(self, nursery: trio.Nursery) -> None:
         interval = 1.0 / self.config.rate if self.config.rate > 0 else 0.0
@@ -71,10 +74,15 @@ class Dispatcher:
             if sent_frames == 0:
                 while len(self.hub.targets(frame)) < self.config.start_after_sockets:
                     await self.hub.wait_changed()
-            if interval:
+            if self.config.speech_time:
+                await trio.sleep(max(0.0, frame.at_ms / 1000 - time.time()))
+            elif interval:
                 next_at = max(next_at + interval, trio.current_time() - 1.0)
                 await trio.sleep_until(next_at)
-            if not await self.deliver(frame):
+            delivered = await self.deliver(frame)
+            if frame.session_end:  # sent or lost: the post-call transcript is on its way
+                self.hub.api.postcall.ended(frame.conversation_id, trio.current_time(), frame.at_ms)
+            if not delivered:
                 continue
             sent += 1
             if frame.final is not None and faults.duplicate_finals:

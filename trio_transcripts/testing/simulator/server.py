@@ -29,9 +29,12 @@ class Simulator:
         self.stats = SimStats()
         self.port = 0
         epoch = config.epoch_ms if config.epoch_ms is not None else int(time.time() * 1000)
-        self.calls: list[Call] = make_calls(config.calls, config.utterances, config.seed, epoch)
+        spacing = int(config.call_spacing_s * 1000)
+        self.calls: list[Call] = make_calls(
+            config.calls, config.utterances, config.seed, epoch, spacing
+        )
         self.hub: SocketHub
-        self.api = SimApi(config, self.stats, on_change=lambda: self.hub.notify())
+        self.api = SimApi(config, self.stats, lambda: self.hub.notify(), self.calls)
         self.hub = SocketHub(config, self.stats, self.api)
         self.dispatcher = Dispatcher(config, self.stats, self.calls, self.hub)
 
@@ -75,6 +78,7 @@ class Simulator:
                 )
                 self.port = listeners[0].socket.getsockname()[1]
                 self.api.websocket_base = f"ws://{self.config.host}:{self.port}"
+                self.api.port = self.port
                 nursery.start_soon(self.dispatcher.run, nursery)
                 nursery.start_soon(self._expire_channels)
                 task_status.started(self.info())

@@ -1,0 +1,329 @@
+"""The post-call backfill: gap records that last, and the task that fills each gap.
+
+The platform does not replay notifications (``../shared/genesys-api.md``, section 6). What
+it sent while we had no live socket is gone from the live stream, so every such stretch is
+written down first and filled later from the post-call transcript:
+
+* **Gap records** (:class:`BackfillQueue`): each gap a source closes (a socket lost and
+  replaced, a session that ended unseen) and each stretch the worker was not running (from
+  the heartbeat file, :class:`Heartbeat`) is appended to ``backfill-queue.jsonl`` in the
+  state directory and fsynced before anything else is done with it. A conversation's record
+  is settled by a ``done`` or ``dead`` record; at start the file is read and rewritten with
+  what is still open. These writes are synchronous on purpose: gaps are rare, and a record
+  must be on disk before the source goes on.
+* **The backfill** (:class:`Backfiller`, one task of the worker's nursery): once a
+  conversation with a gap has ended (followed no more: ``SESSION_ENDED`` seen, or silent past
+  the keepalive, ``liveness.py``), it asks for the transcript's pre-signed URLs
+  (:class:`PostCallClient`), downloads them, decides what fills a gap and is not stored yet
+  (``gapfill.py``, after the live rows written so far have reached the store), and writes
+  that through the worker's sink, which accounts for it separately. A transcript not yet
+  available (404) is asked for again with backoff until ``give_up_s`` after the gap was
+  recorded, then a ``backfill`` dead letter says which conversation and why. An expired URL
+  (``retry.py``: ``RENEW_URL``) is asked for anew.
+* **The permission check**: at start one request for the transcript of a conversation that
+  cannot exist. 404 means the client may read transcripts; 403 means it may not, and the
+  backfill is off with one log line naming the permissions (gap records are still kept, for
+  ``backfill`` runs once the role is fixed).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import trio
+
+from .gapfill import Plan, StoredUtterance, plan
+from .gaprecords import WORKER_NOT_RUNNING, BackfillQueue, GapRecord, Heartbeat, Job, now_ms
+from .model import Malformed, Utterance
+from .postcall import NotYet, PostCallClient, Refused
+from .retry import Backoff, next_delay
+from .sinks import WriteResult
+from .sinks.deadletter import DeadLetters, backfill_line
+from .wire.analytics import CallRecord
+from .wire.instants import iso_of
+from .wire.transcript import PostCallTranscript, parse_transcript
+
+log = logging.getLogger("trio_transcripts.backfill")
+
+TRANSCRIPT_PERMISSIONS = ("recording:recording:view", "recording:recordingSegment:view")
+"""Either one lets a client read post-call transcripts (developer.genesys.cloud,
+``api/rest/v2/speechtextanalytics/transcript_url``), with the Speech and Text Analytics
+add-on."""
+
+# --- the task ---------------------------------------------------------------------------
+
+
+class Calls(Protocol):
+    """What the source follows now, and the communications it saw of each (the Notifications
+    source)."""
+
+    def conversations(self) -> Collection[str]: ...
+
+    def communications(self, conversation_id: str) -> tuple[str, ...]: ...
+
+
+StoredLookup = Callable[[str], Awaitable[list[StoredUtterance]]]
+"""What the store holds of one conversation (``stored.py``, in a thread)."""
+WriteBatch = Callable[[Sequence[Utterance]], Awaitable[WriteResult]]
+"""The worker's sink, serialised with its writer and accounted as backfill."""
+
+
+@dataclass(frozen=True)
+class BackfillSettings:
+    give_up_s: float = 86_400.0
+    retry: Backoff = Backoff(base_s=30.0, cap_s=1_800.0)
+    check_s: float = 5.0  # how often due jobs are looked for (a new gap wakes it at once)
+    heartbeat_s: float = 10.0
+    url_attempts: int = 3  # fresh URLs asked for when the ones in hand expired
+
+
+@dataclass
+class BackfillCounts:
+    """What the backfill did, for the account, the status line and metrics."""
+
+    conversations: int = 0  # settled: written or nothing missing
+    written: int = 0  # utterances the store acknowledged
+    covered: int = 0  # phrases already stored live
+    repeated: int = 0  # phrases already backfilled
+    retries: int = 0  # transcripts asked for again (not yet there, a fault)
+    expired_urls: int = 0
+    given_up: int = 0
+
+
+class Backfiller:
+    """The backfill task (module docstring); its parts are passed in."""
+
+    def __init__(
+        self,
+        queue: BackfillQueue,
+        client: PostCallClient,
+        stored: StoredLookup,
+        dead_letters: DeadLetters,
+        *,
+        settings: BackfillSettings = BackfillSettings(),
+        rng: random.Random | None = None,
+    ) -> None:
+        self.queue = queue
+        self.client = client
+        self.stored = stored
+        self.dead_letters = dead_letters
+        self.settings = settings
+        self.heartbeat = Heartbeat(queue.state_dir)
+        self.counts = BackfillCounts()
+        self.enabled: bool | None = None  # known once the permission probe answered
+        self._rng = rng or random.Random()
+        self._idle = trio.Event()
+
+    async def wait_idle(self) -> None:
+        """Wait until no job is due (for tests and the ``backfill`` command)."""
+        await self._idle.wait()
+
+    async def run(
+        self,
+        calls: Calls,
+        write: WriteBatch,
+        settle: Callable[[], Awaitable[None]],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Record the restart gap, beat, and fill gaps until cancelled."""
+        self.queue.load()
+        self._restart_gap(calls)
+        refused = await self.client.may_read_transcripts()
+        self.enabled = refused is None
+        if refused is not None:
+            log.error(
+                "backfill off: the OAuth client may not read post-call transcripts (it needs "
+                "%s, and Speech and Text Analytics): %s. Gaps are still recorded in %s",
+                " or ".join(TRANSCRIPT_PERMISSIONS),
+                refused.reason,
+                self.queue.path,
+            )
+        task_status.started()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._beat, calls)
+                if self.enabled:
+                    nursery.start_soon(self._fill, calls, write, settle)
+        finally:
+            self._beat_once(calls)
+            with trio.CancelScope(shield=True):
+                await self.client.aclose()
+
+    def _restart_gap(self, calls: Calls) -> None:
+        last = self.heartbeat.read()
+        if last is None:
+            return
+        at, followed = last
+        now = now_ms()
+        self.queue.record(
+            [
+                GapRecord(c, at, now, WORKER_NOT_RUNNING, tuple(comms))
+                for c, comms in followed.items()
+            ]
+        )
+        if followed:
+            log.warning(
+                "the worker was not running from %s to %s (%.0f s): %d conversation(s) queued "
+                "for backfill",
+                iso_of(at),
+                iso_of(now),
+                (now - at) / 1000,
+                len(followed),
+            )
+
+    async def _beat(self, calls: Calls) -> None:
+        while True:
+            self._beat_once(calls)
+            await trio.sleep(self.settings.heartbeat_s)
+
+    def _beat_once(self, calls: Calls) -> None:
+        followed = {c: list(calls.communications(c)) for c in calls.conversations()}
+        try:
+            self.heartbeat.write(now_ms(), followed)
+        except OSError as exc:
+            log.warning("cannot write %s: %s", self.heartbeat.path, exc)
+
+    async def _fill(
+        self, calls: Calls, write: WriteBatch, settle: Callable[[], Awaitable[None]]
+    ) -> None:
+        while True:
+            due = self._due(calls)
+            if not due:
+                self._idle.set()
+                changed = self.queue.changed
+                with trio.move_on_after(self.settings.check_s):
+                    await changed.wait()
+                continue
+            self._idle = trio.Event()
+            for job in due:
+                await self.attempt(job, write, settle)
+
+    def _due(self, calls: Calls) -> list[Job]:
+        followed = calls.conversations()
+        now = now_ms()
+        return [
+            job
+            for job in list(self.queue.jobs.values())
+            if job.conversation_id not in followed and job.next_ms <= now
+        ]
+
+    async def attempt(
+        self, job: Job, write: WriteBatch, settle: Callable[[], Awaitable[None]]
+    ) -> None:
+        """One try at one conversation: written and settled, retried later, or given up."""
+        transcripts = await self.transcripts(job)
+        if isinstance(transcripts, Refused):
+            self._give_up(job, transcripts.reason)
+            return
+        if isinstance(transcripts, NotYet):
+            self._later(job, transcripts)
+            return
+        await settle()  # the live rows read so far are in the store before we compare
+        stored = await self.stored(job.conversation_id)
+        plans = [plan(t, job.windows, stored) for t in transcripts]
+        utterances = [u for p in plans for u in p.utterances]
+        result = await write(utterances) if utterances else WriteResult()
+        self.counts.written += result.acknowledged
+        self.counts.covered += sum(p.covered_live for p in plans)
+        self.counts.repeated += sum(p.already_backfilled for p in plans)
+        self.counts.conversations += 1
+        self._settled(job, plans, result)
+
+    async def transcripts(self, job: Job) -> list[PostCallTranscript] | NotYet | Refused:
+        """Every transcript of the job's communications (asked for by analytics when the
+        gap record did not know them)."""
+        if not job.communications:
+            call = await self.client.call(job.conversation_id)
+            if not isinstance(call, CallRecord):
+                return call
+            if not call.communications:
+                return Refused("the conversation details name no voice communication")
+            job.communications.extend(call.communications)
+        found: list[PostCallTranscript] = []
+        for communication in job.communications:
+            for _ in range(self.settings.url_attempts):
+                urls = await self.client.transcript_urls(job.conversation_id, communication)
+                if not isinstance(urls, list):
+                    return urls
+                documents = [await self.client.document(url) for url in urls]
+                if any(d is None for d in documents):
+                    self.counts.expired_urls += 1
+                    log.info(
+                        "a transcript URL of %s expired before it was read; asking for new ones",
+                        job.conversation_id,
+                    )
+                    continue
+                for document in documents:
+                    if not isinstance(document, bytes):
+                        return document  # type: ignore[return-value]
+                    parsed = parse_transcript(document, job.conversation_id, communication)
+                    if isinstance(parsed, Malformed):
+                        return Refused(f"transcript of {communication}: {parsed.reason}")
+                    for problem in parsed.problems:
+                        log.warning(
+                            "transcript of %s/%s: phrase not usable: %s",
+                            job.conversation_id,
+                            communication,
+                            problem,
+                        )
+                    found.append(parsed)
+                break
+            else:
+                return NotYet(f"{self.settings.url_attempts} transcript URLs in a row expired")
+        return found
+
+    def _later(self, job: Job, why: NotYet) -> None:
+        now = now_ms()
+        if now - job.since_ms > self.settings.give_up_s * 1000:
+            self._give_up(
+                job, f"still not available after {self.settings.give_up_s:.0f} s: {why.reason}"
+            )
+            return
+        delay = next_delay(job.attempts, why.retry_after_s, self.settings.retry, self._rng)
+        job.attempts += 1
+        job.next_ms = now + int(delay * 1000)
+        self.counts.retries += 1
+        log.info(
+            "post-call transcript of %s: %s; asking again in %.0f s",
+            job.conversation_id,
+            why.reason,
+            delay,
+        )
+
+    def _give_up(self, job: Job, reason: str) -> None:
+        self.counts.given_up += 1
+        log.error(
+            "backfill of conversation %s given up: %s; dead letter in %s",
+            job.conversation_id,
+            reason,
+            self.dead_letters.path,
+        )
+        self.dead_letters.put_nowait(
+            "backfill",
+            backfill_line(
+                job.conversation_id,
+                job.communications,
+                [(w.start_ms, w.end_ms) for w in job.windows],
+                reason,
+            ),
+        )
+        self.queue.settle(job.conversation_id, "dead", {"reason": reason})
+
+    def _settled(self, job: Job, plans: list[Plan], result: WriteResult) -> None:
+        written = result.acknowledged
+        log.info(
+            "backfilled conversation %s: %d utterance(s) written, %d already stored live, "
+            "%d written before, %d outside its gaps%s",
+            job.conversation_id,
+            written,
+            sum(p.covered_live for p in plans),
+            sum(p.already_backfilled for p in plans),
+            sum(p.outside_gaps for p in plans),
+            f", {len(result.rejected)} refused (dead letters)" if result.rejected else "",
+        )
+        self.queue.settle(job.conversation_id, "done", {"written": written})

@@ -1,0 +1,224 @@
+"""Gap records that last: the backfill queue and the heartbeat, in the state directory.
+
+Each gap a source closes (a socket lost and replaced, a session that ended unseen) and each
+stretch the worker was not running (from the heartbeat file, :class:`Heartbeat`) is appended
+to ``backfill-queue.jsonl`` and fsynced before anything else is done with it. A
+conversation's records are settled by a ``done`` or ``dead`` record; at start the file is read
+(:func:`fold`, pure) and rewritten with what is still open. The writes are synchronous on
+purpose: gaps are rare, and a record must be on disk before the source goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+import trio
+
+from .gapfill import Window
+from .wire.instants import iso_of
+
+log = logging.getLogger("trio_transcripts.backfill")
+
+QUEUE_FILE = "backfill-queue.jsonl"
+HEARTBEAT_FILE = "heartbeat.json"
+
+WORKER_NOT_RUNNING = "worker not running"
+SOCKET_LOST = "socket lost"
+SESSION_UNSEEN = "session ended unseen"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class GapRecord(msgspec.Struct, frozen=True, gc=False):
+    """A stretch of our clock (epoch ms) when one conversation's messages could not reach us."""
+
+    conversation_id: str
+    start_ms: int
+    end_ms: int
+    why: str
+    communications: tuple[str, ...] = ()
+
+
+@dataclass
+class Job:
+    """A conversation to backfill: its gaps, and when to try next (in memory only: after a
+    restart the attempts start over, the give-up clock from the first record does not)."""
+
+    conversation_id: str
+    since_ms: int  # when its first open gap began
+    windows: list[Window] = field(default_factory=list)
+    communications: list[str] = field(default_factory=list)
+    attempts: int = 0
+    next_ms: int = 0
+
+    def add(self, record: GapRecord) -> None:
+        self.windows.append(Window(record.start_ms, record.end_ms))
+        self.since_ms = min(self.since_ms, record.start_ms)
+        for communication in record.communications:
+            if communication not in self.communications:
+                self.communications.append(communication)
+
+
+def fold(records: Sequence[dict[str, object]]) -> dict[str, Job]:
+    """The open jobs of a queue file's records, oldest first: a ``gap`` opens or extends a
+    conversation's job, a ``done`` or ``dead`` settles it. Unreadable records are skipped
+    by the caller (with a log line), never here."""
+    jobs: dict[str, Job] = {}
+    for record in records:
+        conversation = record.get("conversationId")
+        if not isinstance(conversation, str):
+            continue
+        if record.get("type") in ("done", "dead"):
+            jobs.pop(conversation, None)
+            continue
+        gap = _gap_of(record)
+        if gap is not None:
+            jobs.setdefault(conversation, Job(conversation, gap.start_ms)).add(gap)
+    return jobs
+
+
+def _gap_of(record: dict[str, object]) -> GapRecord | None:
+    start, end = record.get("startMs"), record.get("endMs")
+    communications = record.get("communications", [])
+    if (
+        record.get("type") != "gap"
+        or not isinstance(start, int)
+        or not isinstance(end, int)
+        or not isinstance(communications, list)
+    ):
+        return None
+    return GapRecord(
+        str(record["conversationId"]),
+        start,
+        end,
+        str(record.get("why", "")),
+        tuple(str(c) for c in communications),
+    )
+
+
+def _gap_json(record: GapRecord) -> dict[str, object]:
+    return {
+        "type": "gap",
+        "conversationId": record.conversation_id,
+        "communications": list(record.communications),
+        "startMs": record.start_ms,
+        "endMs": record.end_ms,
+        "start": iso_of(record.start_ms),
+        "end": iso_of(record.end_ms),
+        "why": record.why,
+    }
+
+
+class BackfillQueue:
+    """The durable queue of gaps to fill, in ``state_dir`` (see the module docstring)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = Path(state_dir)
+        self.path = self.state_dir / QUEUE_FILE
+        self.jobs: dict[str, Job] = {}
+        self.changed = trio.Event()
+        self._loaded = False
+
+    def load(self) -> dict[str, Job]:
+        """Read the file, keep what is open, and rewrite it with only that (atomically)."""
+        records: list[dict[str, object]] = []
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                for number, line in enumerate(f, 1):
+                    try:
+                        value = json.loads(line)
+                    except ValueError:
+                        # Only a crash mid-append tears a line: that record was never
+                        # acknowledged to anyone, and the heartbeat still covers its gap.
+                        log.warning("%s:%d: unreadable record skipped", self.path, number)
+                        continue
+                    if isinstance(value, dict):
+                        records.append(value)
+        except FileNotFoundError:
+            pass
+        jobs = fold(records)
+        self.jobs.update(jobs)
+        self._rewrite()
+        self._loaded = True
+        return jobs
+
+    def record(self, gaps: Sequence[GapRecord]) -> None:
+        """Append ``gaps`` and fsync, then open or extend their jobs."""
+        if not gaps:
+            return
+        self._append([_gap_json(g) for g in gaps])
+        for gap in gaps:
+            job = self.jobs.setdefault(gap.conversation_id, Job(gap.conversation_id, gap.start_ms))
+            job.add(gap)
+        self.changed.set()
+        self.changed = trio.Event()
+
+    def settle(self, conversation_id: str, outcome: str, detail: dict[str, object]) -> None:
+        """A job is over: ``done`` (written, or nothing to write) or ``dead`` (given up)."""
+        self._append([{"type": outcome, "conversationId": conversation_id, **detail}])
+        self.jobs.pop(conversation_id, None)
+
+    def _append(self, records: list[dict[str, object]]) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _rewrite(self) -> None:
+        records = [
+            _gap_json(GapRecord(job.conversation_id, w.start_ms, w.end_ms, "", tuple(comms)))
+            for job in self.jobs.values()
+            for comms in [job.communications]
+            for w in job.windows
+        ]
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        fresh = self.path.with_suffix(".tmp")
+        with open(fresh, "w", encoding="utf-8") as f:
+            f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(fresh, self.path)
+
+
+class Heartbeat:
+    """``heartbeat.json``: when the worker was last known to run, and what it followed then.
+
+    Written every ``interval_s`` and at a clean stop; read at start, where the time since
+    the last beat is a gap for each conversation it names (a crash, a deploy, a restart).
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = Path(state_dir) / HEARTBEAT_FILE
+
+    def read(self) -> tuple[int, dict[str, list[str]]] | None:
+        try:
+            value = json.loads(self.path.read_text(encoding="utf-8"))
+            at, calls = value["atMs"], value["conversations"]
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("%s is unreadable (%s); no restart gap can be recorded", self.path, exc)
+            return None
+        if not isinstance(at, int) or not isinstance(calls, dict):
+            return None
+        return at, {str(k): [str(c) for c in v] for k, v in calls.items() if isinstance(v, list)}
+
+    def write(self, at_ms: int, calls: dict[str, list[str]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = self.path.with_suffix(".tmp")
+        fresh.write_text(
+            json.dumps({"atMs": at_ms, "at": iso_of(at_ms), "conversations": calls}),
+            encoding="utf-8",
+        )
+        os.replace(fresh, self.path)
