@@ -32,6 +32,7 @@ def simulator_config(info: dict[str, object], tmp_path: Path, **changes: object)
         conversation_ids=tuple(info["conversation_ids"]),  # type: ignore[call-overload]
         dead_letter_path=tmp_path / "dead.jsonl",
         output_path=tmp_path / "out.lp",
+        state_dir=tmp_path / "state",
         batch_wait_ms=20,
     )
     return dataclasses.replace(config, **changes)  # type: ignore[arg-type]

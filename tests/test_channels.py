@@ -22,7 +22,9 @@ from trio_transcripts.wire.genesys import transcription_topic
 AFTER = [
     (SocketEnd.REPLACED, None, Step.RETIRE, {}),
     (SocketEnd.GONE, None, Step.NEW_CHANNEL, {"channels_gone": 1}),
-    (SocketEnd.REJECTED, None, Step.NEW_CHANNEL, {"channels_gone": 1}),
+    (SocketEnd.REJECTED, None, Step.CHECK_CHANNEL, {}),
+    (SocketEnd.REJECTED, True, Step.RECONNECT, {"reconnects": 1}),
+    (SocketEnd.REJECTED, False, Step.NEW_CHANNEL, {"channels_gone": 1}),
     (SocketEnd.UNAUTHORIZED, None, Step.RENEW_AND_NEW_CHANNEL, {"channels_gone": 1}),
     (SocketEnd.CLOSED, None, Step.CHECK_CHANNEL, {}),
     (SocketEnd.LOST, None, Step.CHECK_CHANNEL, {}),

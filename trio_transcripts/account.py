@@ -31,6 +31,7 @@ class Account:
     finals: int = 0
     partials: int = 0
     persisted: int = 0
+    backfilled: int = 0
     dead_lettered: int = 0
     spooled: int = 0
     replayed: int = 0
@@ -43,7 +44,9 @@ class Account:
             f"{self.frames} frames read ({self.malformed} malformed, "
             f"{self.transcript_problems} unreadable transcripts), {self.fragments} "
             f"fragments, {self.duplicates} duplicates ignored; {self.finals} final and "
-            f"{self.partials} partial utterances; {self.persisted} persisted, "
+            f"{self.partials} partial utterances; {self.persisted} persisted"
+            + (f" ({self.backfilled} of them backfilled)" if self.backfilled else "")
+            + ", "
             f"{self.dead_lettered} dead-lettered, {self.spooled} spooled to disk "
             f"({self.replayed} replayed from it); {self.gaps} gaps ({self.gap_ms} ms)"
             + (
@@ -68,6 +71,7 @@ class Ledger:
 
     def __init__(self) -> None:
         self.persisted = 0
+        self.backfilled = 0  # of persisted: from post-call transcripts (``backfill.py``)
         self.spooled = 0
         self.replayed = 0  # resolved from the spool: acknowledged or refused
         self.set_aside_by = dict.fromkeys(SetAside, 0)
@@ -89,9 +93,11 @@ class Ledger:
             )
         return None
 
-    def written(self, result: WriteResult) -> None:
+    def written(self, result: WriteResult, *, backfill: bool = False) -> None:
         """A batch's result; its rejections are counted by :meth:`set_aside` as written."""
         self.persisted += result.acknowledged
+        if backfill:
+            self.backfilled += result.acknowledged
         self.spooled += result.spooled
 
     def replayed_from_spool(self, result: WriteResult) -> None:
@@ -105,6 +111,7 @@ class Ledger:
         return Account(
             **asdict(counts),
             persisted=self.persisted,
+            backfilled=self.backfilled,
             dead_lettered=self.dead_lettered,
             spooled=self.spooled,
             replayed=self.replayed,

@@ -4,14 +4,22 @@ The one place that decides which parts a configuration means: the token manager 
 credentials), the source (the fragment stream when ``GENESYS_STREAM_URL`` is set, else the
 Notifications API), the sink (InfluxDB when ``INFLUX_URL`` is set, else the line-protocol
 file; or the caller's own), the durable spool around it (``--spool``) and the dead-letter
-file. The worker itself only runs what it is given.
+file, and the backfill of the live stream's gaps (``backfill.py``: on for the Notifications
+source, its gap records in ``state_path``). The worker itself only runs what it is given.
 """
 
 from __future__ import annotations
 
+import trio
+
 from .auth import Credentials, TokenManager
+from .backfill import Backfiller, BackfillSettings, StoredLookup
 from .config import Config
 from .errors import SourceError
+from .gapfill import StoredUtterance
+from .gaprecords import BackfillQueue
+from .postcall import PostCallClient
+from .retry import Backoff
 from .sinks import Sink
 from .sinks.deadletter import DeadLetters
 from .sinks.file import FileSink
@@ -20,6 +28,7 @@ from .sources import Source
 from .sources.fragment_stream import FragmentStreamSettings, FragmentStreamSource
 from .sources.notifications import NotificationsSettings, NotificationsSource
 from .spool import Spool, SpoolingSink
+from .stored import read_file, read_influx
 from .worker import Worker, WriteObserver
 
 
@@ -30,7 +39,9 @@ def token_manager(config: Config) -> TokenManager | None:
     return TokenManager(Credentials(config.client_id, config.client_secret, config.login_url))
 
 
-def configured_source(config: Config, tokens: TokenManager | None) -> Source:
+def configured_source(
+    config: Config, tokens: TokenManager | None, gaps: BackfillQueue | None = None
+) -> Source:
     if config.stream_url:
         conversation = config.conversation_ids[0] if config.conversation_ids else None
         return FragmentStreamSource(FragmentStreamSettings(config.stream_url, conversation), tokens)
@@ -48,8 +59,11 @@ def configured_source(config: Config, tokens: TokenManager | None) -> Source:
         config.queue_ids,
         heartbeat_timeout_s=config.heartbeat_timeout_s,
         shard=config.shard,
+        keepalive_s=config.keepalive_s,
+        silence_margin_s=config.silence_margin_s,
+        liveness_check_s=min(30.0, config.keepalive_s / 10),
     )
-    return NotificationsSource(settings, tokens)
+    return NotificationsSource(settings, tokens, on_gap=gaps.record if gaps is not None else None)
 
 
 def configured_sink(config: Config) -> Sink:
@@ -67,17 +81,58 @@ def spooled(config: Config, store: Sink) -> Sink:
     return SpoolingSink(store, spool, spool_after_s=config.spool_after_s)
 
 
+def stored_lookup(config: Config) -> StoredLookup:
+    """What the configured store holds of a conversation (``stored.py``, in a thread)."""
+
+    def read(conversation_id: str) -> list[StoredUtterance]:
+        if config.influx is not None:
+            rows = read_influx(config.influx, conversation_id, None)
+        elif config.output_path.exists():
+            rows = read_file(config.output_path, conversation_id, None)
+        else:
+            rows = []
+        return [row.stored() for row in rows]
+
+    async def lookup(conversation_id: str) -> list[StoredUtterance]:
+        return await trio.to_thread.run_sync(read, conversation_id)
+
+    return lookup
+
+
+def backfills(config: Config, tokens: TokenManager | None) -> bool:
+    """Whether ``config`` asks for the backfill and has what it needs (the Genesys API)."""
+    return config.backfill and not config.stream_url and tokens is not None and bool(config.api_url)
+
+
 def assemble(
     config: Config, *, store: Sink | None = None, observer: WriteObserver | None = None
 ) -> Worker:
     """The worker ``config`` describes; ``store`` replaces the configured sink (the spool,
     when configured, still goes around it); ``observer`` is told of every write (metrics)."""
     tokens = token_manager(config)
+    dead_letters = DeadLetters(config.dead_letter_path, schema=config.schema)
+    gaps = BackfillQueue(config.state_path) if backfills(config, tokens) else None
+    source = configured_source(config, tokens, gaps)
+    backfill = None
+    if gaps is not None and tokens is not None and isinstance(source, NotificationsSource):
+        backfill = Backfiller(
+            gaps,
+            PostCallClient(config.api_url or "", tokens),
+            stored_lookup(config),
+            dead_letters,
+            source,
+            settings=BackfillSettings(
+                give_up_s=config.backfill_give_up_s,
+                retry=Backoff(base_s=config.backfill_retry_s, cap_s=1_800.0),
+                check_s=min(5.0, config.backfill_retry_s),
+            ),
+        )
     return Worker(
-        source=configured_source(config, tokens),
+        source=source,
         sink=spooled(config, store if store is not None else configured_sink(config)),
-        dead_letters=DeadLetters(config.dead_letter_path, schema=config.schema),
+        dead_letters=dead_letters,
         tokens=tokens,
         settings=config,
         observer=observer,
+        backfill=backfill,
     )

@@ -36,7 +36,8 @@ from typing import Protocol
 
 import trio
 
-from .gapfill import Plan, StoredUtterance, plan
+from .errors import ConfigError, FatalError
+from .gapfill import Plan, StoredUtterance, Window, plan
 from .gaprecords import WORKER_NOT_RUNNING, BackfillQueue, GapRecord, Heartbeat, Job, now_ms
 from .model import Malformed, Utterance
 from .postcall import NotYet, PostCallClient, Refused
@@ -103,6 +104,7 @@ class Backfiller:
         client: PostCallClient,
         stored: StoredLookup,
         dead_letters: DeadLetters,
+        calls: Calls,
         *,
         settings: BackfillSettings = BackfillSettings(),
         rng: random.Random | None = None,
@@ -111,26 +113,28 @@ class Backfiller:
         self.client = client
         self.stored = stored
         self.dead_letters = dead_letters
+        self.calls = calls
         self.settings = settings
         self.heartbeat = Heartbeat(queue.state_dir)
         self.counts = BackfillCounts()
         self.enabled: bool | None = None  # known once the permission probe answered
         self._rng = rng or random.Random()
-        self._idle = trio.Event()
+        self._tried = trio.Event()
 
-    async def wait_idle(self) -> None:
-        """Wait until no job is due (for tests and the ``backfill`` command)."""
-        await self._idle.wait()
+    async def wait_empty(self) -> None:
+        """Wait until no conversation is left to backfill (tests, the ``backfill`` command)."""
+        while self.queue.jobs:
+            await self._tried.wait()
 
     async def run(
         self,
-        calls: Calls,
         write: WriteBatch,
         settle: Callable[[], Awaitable[None]],
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Record the restart gap, beat, and fill gaps until cancelled."""
+        calls = self.calls
         self.queue.load()
         self._restart_gap(calls)
         refused = await self.client.may_read_transcripts()
@@ -194,14 +198,14 @@ class Backfiller:
         while True:
             due = self._due(calls)
             if not due:
-                self._idle.set()
                 changed = self.queue.changed
                 with trio.move_on_after(self.settings.check_s):
                     await changed.wait()
                 continue
-            self._idle = trio.Event()
             for job in due:
                 await self.attempt(job, write, settle)
+                self._tried.set()
+                self._tried = trio.Event()
 
     def _due(self, calls: Calls) -> list[Job]:
         followed = calls.conversations()
@@ -224,58 +228,23 @@ class Backfiller:
             self._later(job, transcripts)
             return
         await settle()  # the live rows read so far are in the store before we compare
-        stored = await self.stored(job.conversation_id)
-        plans = [plan(t, job.windows, stored) for t in transcripts]
-        utterances = [u for p in plans for u in p.utterances]
-        result = await write(utterances) if utterances else WriteResult()
-        self.counts.written += result.acknowledged
-        self.counts.covered += sum(p.covered_live for p in plans)
-        self.counts.repeated += sum(p.already_backfilled for p in plans)
-        self.counts.conversations += 1
+        try:
+            plans, result = await fill(
+                transcripts, job.windows, self.stored, job.conversation_id, write, self.counts
+            )
+        except (FatalError, ConfigError, OSError) as exc:
+            self._later(job, NotYet(f"cannot read what is stored: {exc}"))
+            return
         self._settled(job, plans, result)
 
     async def transcripts(self, job: Job) -> list[PostCallTranscript] | NotYet | Refused:
-        """Every transcript of the job's communications (asked for by analytics when the
-        gap record did not know them)."""
-        if not job.communications:
-            call = await self.client.call(job.conversation_id)
-            if not isinstance(call, CallRecord):
-                return call
-            if not call.communications:
-                return Refused("the conversation details name no voice communication")
-            job.communications.extend(call.communications)
-        found: list[PostCallTranscript] = []
-        for communication in job.communications:
-            for _ in range(self.settings.url_attempts):
-                urls = await self.client.transcript_urls(job.conversation_id, communication)
-                if not isinstance(urls, list):
-                    return urls
-                documents = [await self.client.document(url) for url in urls]
-                if any(d is None for d in documents):
-                    self.counts.expired_urls += 1
-                    log.info(
-                        "a transcript URL of %s expired before it was read; asking for new ones",
-                        job.conversation_id,
-                    )
-                    continue
-                for document in documents:
-                    if not isinstance(document, bytes):
-                        return document  # type: ignore[return-value]
-                    parsed = parse_transcript(document, job.conversation_id, communication)
-                    if isinstance(parsed, Malformed):
-                        return Refused(f"transcript of {communication}: {parsed.reason}")
-                    for problem in parsed.problems:
-                        log.warning(
-                            "transcript of %s/%s: phrase not usable: %s",
-                            job.conversation_id,
-                            communication,
-                            problem,
-                        )
-                    found.append(parsed)
-                break
-            else:
-                return NotYet(f"{self.settings.url_attempts} transcript URLs in a row expired")
-        return found
+        return await fetch_transcripts(
+            self.client,
+            job.conversation_id,
+            job.communications,
+            self.counts,
+            self.settings.url_attempts,
+        )
 
     def _later(self, job: Job, why: NotYet) -> None:
         now = now_ms()
@@ -327,3 +296,76 @@ class Backfiller:
             f", {len(result.rejected)} refused (dead letters)" if result.rejected else "",
         )
         self.queue.settle(job.conversation_id, "done", {"written": written})
+
+
+async def fetch_transcripts(
+    client: PostCallClient,
+    conversation_id: str,
+    communications: list[str],
+    counts: BackfillCounts,
+    url_attempts: int = 3,
+) -> list[PostCallTranscript] | NotYet | Refused:
+    """Every transcript of a conversation's communications; when none is known (a restart
+    gap of a call never heard, the ``backfill`` command), analytics names them, and they are
+    added to ``communications``. A URL that expired before it was read is asked for anew,
+    ``url_attempts`` times."""
+    if not communications:
+        call = await client.call(conversation_id)
+        if not isinstance(call, CallRecord):
+            return call
+        if not call.communications:
+            return Refused("the conversation details name no voice communication")
+        communications.extend(call.communications)
+    found: list[PostCallTranscript] = []
+    for communication in communications:
+        for _ in range(url_attempts):
+            urls = await client.transcript_urls(conversation_id, communication)
+            if not isinstance(urls, list):
+                return urls
+            documents = [await client.document(url) for url in urls]
+            if any(d is None for d in documents):
+                counts.expired_urls += 1
+                log.info(
+                    "a transcript URL of %s expired before it was read; asking for new ones",
+                    conversation_id,
+                )
+                continue
+            for document in documents:
+                if isinstance(document, NotYet | Refused):
+                    return document
+                assert document is not None
+                parsed = parse_transcript(document, conversation_id, communication)
+                if isinstance(parsed, Malformed):
+                    return Refused(f"transcript of {communication}: {parsed.reason}")
+                for problem in parsed.problems:
+                    log.warning(
+                        "transcript of %s/%s: phrase not usable: %s",
+                        conversation_id,
+                        communication,
+                        problem,
+                    )
+                found.append(parsed)
+            break
+        else:
+            return NotYet(f"{url_attempts} transcript URLs in a row expired before being read")
+    return found
+
+
+async def fill(
+    transcripts: Sequence[PostCallTranscript],
+    windows: Sequence[Window] | None,
+    stored: StoredLookup,
+    conversation_id: str,
+    write: WriteBatch,
+    counts: BackfillCounts,
+) -> tuple[list[Plan], WriteResult]:
+    """Compare with what is stored (``gapfill.py``), write what is missing, count it."""
+    held = await stored(conversation_id)
+    plans = [plan(t, windows, held) for t in transcripts]
+    utterances = [u for p in plans for u in p.utterances]
+    result = await write(utterances) if utterances else WriteResult()
+    counts.written += result.acknowledged
+    counts.covered += sum(p.covered_live for p in plans)
+    counts.repeated += sum(p.already_backfilled for p in plans)
+    counts.conversations += 1
+    return plans, result

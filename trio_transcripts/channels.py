@@ -57,16 +57,23 @@ AFTER_SOCKET: dict[tuple[SocketEnd, bool | None], Step] = {
     # (why it ended, does the channel still exist? None: not asked yet) -> next step
     (SocketEnd.REPLACED, None): Step.RETIRE,
     (SocketEnd.GONE, None): Step.NEW_CHANNEL,
-    (SocketEnd.REJECTED, None): Step.NEW_CHANNEL,
     # Channels are tied to the token that made them: a refused handshake needs both anew.
     (SocketEnd.UNAUTHORIZED, None): Step.RENEW_AND_NEW_CHANNEL,
     **{
         (end, None): Step.CHECK_CHANNEL
-        for end in (SocketEnd.CLOSED, SocketEnd.LOST, SocketEnd.DEAD)
+        for end in (SocketEnd.CLOSED, SocketEnd.LOST, SocketEnd.DEAD, SocketEnd.REJECTED)
     },
-    **{(end, True): Step.RECONNECT for end in (SocketEnd.CLOSED, SocketEnd.LOST, SocketEnd.DEAD)},
+    # A handshake refused otherwise (a 5xx in maintenance, say) says nothing of the channel:
+    # asked about, it is reconnected to after a backoff while it exists. Creating a new
+    # channel at once instead spun through channels against an unavailable service (the
+    # simulator's outage fault, tests/test_backfill.py) towards the platform's 20-channel limit.
     **{
-        (end, False): Step.NEW_CHANNEL for end in (SocketEnd.CLOSED, SocketEnd.LOST, SocketEnd.DEAD)
+        (end, True): Step.RECONNECT
+        for end in (SocketEnd.CLOSED, SocketEnd.LOST, SocketEnd.DEAD, SocketEnd.REJECTED)
+    },
+    **{
+        (end, False): Step.NEW_CHANNEL
+        for end in (SocketEnd.CLOSED, SocketEnd.LOST, SocketEnd.DEAD, SocketEnd.REJECTED)
     },
 }
 

@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("trio_transcripts.demo", "the built-in simulator into InfluxDB or a file"),
     "simulate": ("trio_transcripts.testing.simulator.command", "serve the Genesys simulator"),
     "show": ("trio_transcripts.show", "print a stored call as a transcript, or list calls"),
+    "backfill": (
+        "trio_transcripts.backfill_cmd",
+        "store calls (or a queue's calls in a window) from their post-call transcripts",
+    ),
     "bench": ("trio_transcripts.bench", "measure throughput, latency and footprint"),
 }
 """Command -> (module with ``add_arguments(parser)`` and ``main(args) -> int``, help)."""

@@ -68,10 +68,24 @@ class Config(WorkerSettings):
     spool_dir: Path | None = None
     spool_max_bytes: int = 1 << 30
     spool_after_s: float = 5.0
+    backfill: bool = True  # fill gaps from post-call transcripts (Notifications source only)
+    state_dir: Path | None = None  # gap records and the heartbeat; None: next to the spool
+    backfill_give_up_s: float = 86_400.0
+    backfill_retry_s: float = 30.0  # the first wait for a transcript not there yet, doubling
+    keepalive_s: float = 300.0  # the platform's per-session keepalive (liveness.py)
+    silence_margin_s: float = 60.0  # silent this much past it: the session ended unseen
 
     @property
     def source_kind(self) -> str:
         return "fragments" if self.stream_url else "notifications"
+
+    @property
+    def state_path(self) -> Path:
+        """Where gap records and the heartbeat live: ``state_dir``, else a ``state``
+        directory next to the spool's (or in the working directory, as the other files)."""
+        if self.state_dir is not None:
+            return self.state_dir
+        return (self.spool_dir.parent if self.spool_dir is not None else Path(".")) / "state"
 
 
 SETTINGS = (

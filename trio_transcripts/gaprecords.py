@@ -32,6 +32,9 @@ HEARTBEAT_FILE = "heartbeat.json"
 WORKER_NOT_RUNNING = "worker not running"
 SOCKET_LOST = "socket lost"
 SESSION_UNSEEN = "session ended unseen"
+UNHEARD_AFTER_MS = 86_400_000
+"""How far past now the gap of a conversation no longer followed reaches: the rest of the
+call, were it to go on (a day is longer than any call)."""
 
 
 def now_ms() -> int:

@@ -86,6 +86,27 @@ def add_worker_flags(parser: argparse.ArgumentParser) -> None:
         help="how long a batch may wait on the sink before it is spooled",
     )
     parser.add_argument(
+        "--backfill",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fill the gaps of the live stream from post-call transcripts (Genesys "
+        "Notifications only; off with one log line when the OAuth client lacks the "
+        "permission) (default: on)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="gap records and the heartbeat (default: a state directory next to the spool's)",
+    )
+    parser.add_argument(
+        "--backfill-give-up",
+        type=float,
+        default=86_400.0,
+        metavar="SECONDS",
+        help="stop asking for a post-call transcript this long after its gap (default: 24 h)",
+    )
+    parser.add_argument(
         "--utterance-id-as-tag",
         action="store_true",
         help="the reference design's layout: one series per utterance (risky "
@@ -108,6 +129,9 @@ def tuning(args: argparse.Namespace) -> dict[str, object]:
         "spool_dir": args.spool,
         "spool_max_bytes": args.spool_max_mb << 20,
         "spool_after_s": args.spool_after,
+        "backfill": args.backfill,
+        "state_dir": args.state_dir,
+        "backfill_give_up_s": args.backfill_give_up,
     }
 
 

@@ -43,6 +43,7 @@ import trio
 
 from .account import Account, Ledger, SetAside
 from .auth import TokenManager
+from .backfill import Backfiller
 from .backpressure import BackpressureQueue
 from .coalesce import Coalescer
 from .config import WorkerSettings
@@ -82,8 +83,10 @@ class Worker:
         tokens: TokenManager | None = None,
         settings: WorkerSettings = WorkerSettings(),
         observer: WriteObserver | None = None,
+        backfill: Backfiller | None = None,
     ) -> None:
         self.source = source
+        self.backfill = backfill
         self.sink = sink
         self.dead_letters = dead_letters
         self.tokens = tokens
@@ -108,6 +111,10 @@ class Worker:
         self._shield_services = False
         self._inflight: Sequence[Utterance] = ()
         self._progress = trio.Event()
+        # The writer and the backfill take turns at the sink: a sink writes one batch at a
+        # time (the file sink appends from a thread), and each result is accounted to its own.
+        self._sink_turn = trio.Lock()
+        self._resolved = 0  # live utterances the writer has had a sink result for
 
     # --- control ----------------------------------------------------------------------
 
@@ -251,6 +258,29 @@ class Worker:
         self.ledger.written(result)
         self._reject(result)
 
+    async def write_backfill(self, batch: Sequence[Utterance]) -> WriteResult:
+        """The backfill's batch into the sink, between the writer's, accounted as backfill."""
+        async with self._sink_turn:
+            result = await self.sink.write(batch)
+        problem = Ledger.problem(result, len(batch))
+        if problem is not None:
+            raise FatalSinkError(
+                f"the sink {self.sink.describe()} {problem}: a bug in the sink", batch
+            )
+        self.ledger.written(result, backfill=True)
+        self._reject(result)
+        self._made_progress()
+        return result
+
+    async def settled(self) -> None:
+        """Wait until every live utterance routed so far has a sink result (at most a
+        minute): the backfill compares with the store only after that."""
+        counts = self.router.counts
+        routed = counts.finals + counts.partials
+        with trio.move_on_after(60):
+            while self._resolved < routed and not self.stopping:
+                await self._progress.wait()
+
     def _reject(self, result: WriteResult) -> None:
         for rejected in result.rejected:
             self._dead_letter([rejected.utterance], rejected.reason, SetAside.REJECTED)
@@ -285,10 +315,12 @@ class Worker:
                                 )
                             )
                     started = time.perf_counter()
-                    result = await self.sink.write(batch)
+                    async with self._sink_turn:
+                        result = await self.sink.write(batch)
                     self.last_write_latency_s = time.perf_counter() - started
                     self._inflight = ()
                     self._record(result, batch)
+                    self._resolved += len(batch)
                     if result.acknowledged:
                         self.sink_ok_at = trio.current_time()
                     if self.observer is not None:
@@ -352,6 +384,7 @@ class Worker:
             f"pending {self.router.coalescer.pending}, last write "
             f"{self.last_write_latency_s * 1000:.0f} ms, "
             f"{outcomes.dead_lettered} dead-lettered, {outcomes.spooled} spooled"
+            + (f", {outcomes.backfilled} backfilled" if self.backfill is not None else "")
         )
 
     def _fail(self, exc: FatalError) -> None:
@@ -445,6 +478,8 @@ class Worker:
             readers.start_soon(self._sweeper)
             readers.start_soon(self._status)
             readers.start_soon(self._check_sink)
+            if self.backfill is not None:
+                await readers.start(self.backfill.run, self.write_backfill, self.settled)
             task_status.started(self)
             await self._stop.wait()
             log.info("shutting down: no more frames will be read")

@@ -102,10 +102,14 @@ class Source(Protocol):
 
 @dataclass
 class GapLog:
-    """Opens a gap when a socket is lost, closes and logs it when one is live again."""
+    """Opens a gap when a socket is lost, closes and logs it when one is live again.
+
+    ``on_close`` (the backfill's durable record, ``gaprecords.py``) is told of each gap
+    before it is logged or counted."""
 
     where: str
     gaps: list[Gap] = field(default_factory=list)
+    on_close: Callable[[Gap], None] | None = None
     _open_since: int | None = None
 
     def lost(self) -> None:
@@ -125,10 +129,12 @@ class GapLog:
             return
         gap = Gap(self._open_since, int(time.time() * 1000), conversations, self.where)
         self._open_since = None
+        if self.on_close is not None:
+            self.on_close(gap)
         self.gaps.append(gap)
         log.warning(
             "gap on %s from %s to %s (%d ms)%s for %d conversation(s) %s: anything the "
-            "platform sent meanwhile is not replayed",
+            "platform sent meanwhile is not replayed live",
             gap.where,
             iso_of(gap.start_ms),
             iso_of(gap.end_ms),

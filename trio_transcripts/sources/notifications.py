@@ -41,7 +41,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -63,6 +63,7 @@ from ..channels import (
     rotate_at,
     subscription_change,
 )
+from ..gaprecords import SESSION_UNSEEN, SOCKET_LOST, UNHEARD_AFTER_MS, GapRecord
 from ..liveness import KEEPALIVE_MS, MARGIN_MS, Liveness
 from ..model import Ignored, Malformed, Merge, SessionLost
 from ..outcomes import outcome_of, outcome_of_error
@@ -154,8 +155,12 @@ class NotificationsSource:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
+        on_gap: Callable[[Sequence[GapRecord]], None] | None = None,
     ) -> None:
+        """``on_gap`` writes gap records down for the backfill (``gaprecords.py``)."""
         self.settings = settings
+        self._on_gap = on_gap
+        self._communications: dict[str, tuple[str, ...]] = {}
         self.tokens = tokens
         self.plan = ChannelPlan(settings.max_topics_per_channel, settings.max_channels)
         self._rng = rng or random.Random()
@@ -214,6 +219,31 @@ class NotificationsSource:
     def conversations(self) -> set[str]:
         return self.plan.conversations()
 
+    def communications(self, conversation_id: str) -> tuple[str, ...]:
+        """The communication ids the conversation's messages named so far."""
+        return self._communications.get(conversation_id, ())
+
+    def _record_gaps(self, records: list[GapRecord]) -> None:
+        if self._on_gap is None or not records:
+            return
+        try:
+            self._on_gap(records)
+        except OSError as exc:
+            log.error(
+                "cannot write the gap record of %d conversation(s) (%s): their gap will not "
+                "be backfilled unless `backfill` is run for them",
+                len(records),
+                exc,
+            )
+
+    def _gap_closed(self, gap: Gap) -> None:
+        self._record_gaps(
+            [
+                GapRecord(c, gap.start_ms, gap.end_ms, SOCKET_LOST, self.communications(c))
+                for c in gap.conversations
+            ]
+        )
+
     async def run(
         self, emit: Emit, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
@@ -253,13 +283,18 @@ class NotificationsSource:
 
     def remove_conversation(self, conversation_id: str) -> None:
         self.liveness.ended(conversation_id)
+        self._communications.pop(conversation_id, None)
         for slot in self.plan.remove_conversation(conversation_id):
             self._slot_tasks(slot).notify()
             log.info("unsubscribed conversation %s", conversation_id)
         self._counted()
 
     def _slot_tasks(self, slot: Slot) -> _SlotTasks:
-        return self._tasks.setdefault(slot.index, _SlotTasks())
+        tasks = self._tasks.get(slot.index)
+        if tasks is None:
+            tasks = self._tasks[slot.index] = _SlotTasks()
+            tasks.gaps.on_close = self._gap_closed
+        return tasks
 
     def _add(self, topic: str) -> None:
         try:
@@ -298,6 +333,20 @@ class NotificationsSource:
                 conversation_id,
                 silent_ms / 1000,
                 self.settings.keepalive_s,
+            )
+            # Unsubscribed from here on: whatever the conversation still says (if its
+            # session did go on) is heard no more, so its gap has no end of ours.
+            wall_ms = int(time.time() * 1000)
+            self._record_gaps(
+                [
+                    GapRecord(
+                        conversation_id,
+                        wall_ms - silent_ms,
+                        wall_ms + UNHEARD_AFTER_MS,
+                        SESSION_UNSEEN,
+                        self.communications(conversation_id),
+                    )
+                ]
             )
             self.remove_conversation(conversation_id)
             await emit(SessionLost(conversation_id, silent_ms), "")
@@ -556,7 +605,14 @@ class NotificationsSource:
                 channel.heard_at = trio.current_time()
                 event = parse_notification(message)
                 if isinstance(event, Transcription):
-                    self.liveness.heard(event.conversation_id, int(channel.heard_at * 1000))
+                    conversation = event.conversation_id
+                    self.liveness.heard(conversation, int(channel.heard_at * 1000))
+                    communication = event.communication_id
+                    if communication and communication not in self.communications(conversation):
+                        self._communications[conversation] = (
+                            *self.communications(conversation),
+                            communication,
+                        )
                     await emit(event, message)
                     if event.session_ended:
                         self.remove_conversation(event.conversation_id)

@@ -34,6 +34,10 @@ class Faults:
     drop_every: int = field(
         default=0, metadata=_help("drop a socket (no close frame) after every N frames on it")
     )
+    outage_s: float = field(
+        default=0.0,
+        metadata=_help("after each drop, refuse channel sockets (503) this long: an outage"),
+    )
     socket_closing_after: int = field(
         default=0, metadata=_help("send v2.system.socket_closing after N frames, once")
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import logging
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -163,6 +164,7 @@ class SocketHub:
         self.faults = config.faults
         self.channel_sockets: dict[str, SimSocket] = {}
         self.fragment_clients: list[FragmentClient] = []
+        self.down_until = -math.inf  # the outage fault: channel sockets refused until then
         self._changed = trio.Event()
 
     def notify(self) -> None:
@@ -224,6 +226,10 @@ class SocketHub:
             await request.reject(404, body=b'{"message":"channel not found"}')
             return
         if await self._reject_401_fault(request):
+            return
+        if trio.current_time() < self.down_until:
+            self.stats.rejected_handshakes += 1
+            await request.reject(503, body=b'{"message":"service unavailable"}')
             return
         ws = await request.accept()
         sock = SimSocket(ws, raw)
@@ -310,6 +316,8 @@ class SocketHub:
         """Drop without a close frame: FIN after what was sent, so it still arrives."""
         sock.dead = True
         self.stats.drops += 1
+        if self.faults.outage_s:
+            self.down_until = trio.current_time() + self.faults.outage_s
         self.notify()
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             await sock.raw.send_eof()
