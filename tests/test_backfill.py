@@ -3,19 +3,28 @@ transcripts) -> the worker -> a real InfluxDB, compared with the simulator's tru
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
+import signal
 from pathlib import Path
 
 import pytest
 import trio
 
-from tests.pipeline import pipeline_config
+from tests.pipeline import (
+    pipeline_config,
+    read_until_exit,
+    simulator_env,
+    start_worker_process,
+)
+from trio_transcripts import backfill_cmd
 from trio_transcripts.assemble import assemble
 from trio_transcripts.backfill import Backfiller
-from trio_transcripts.gaprecords import QUEUE_FILE
+from trio_transcripts.gaprecords import HEARTBEAT_FILE, QUEUE_FILE
 from trio_transcripts.lineproto import NS_PER_MS
 from trio_transcripts.sources.notifications import NotificationsSource
+from trio_transcripts.testing.harness import run_until_accounted
 from trio_transcripts.testing.influxd import Influxd
 from trio_transcripts.testing.simulator import Faults, SimConfig, Simulator
 from trio_transcripts.worker import Worker
@@ -118,3 +127,152 @@ async def test_a_transcript_not_yet_there_is_asked_for_again_then_written(
     backfill = worker.backfill
     assert backfill is not None and backfill.counts.retries >= 1, "a 404 was retried"
     assert_each_truth_stored_once(sim, stored_finals(influxd, database))
+
+
+@LEAKS_REFUSED_SOCKETS[0]
+@LEAKS_REFUSED_SOCKETS[1]
+async def test_an_expired_url_is_asked_for_again(
+    influxd: Influxd, database: str, tmp_path: Path
+) -> None:
+    faults = Faults(no_redelivery=True, drop_every=4, outage_s=1.0, expired_urls=2)
+    sim = Simulator(SimConfig(calls=1, utterances=4, faults=faults, **LIVE_CALLS))  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        info = await nursery.start(sim.run)
+        worker = assemble(pipeline_config(info, tmp_path, influxd, database, **QUICK))
+        await run_until_filled(worker, sim)
+        nursery.cancel_scope.cancel()
+    assert worker.backfill is not None and worker.backfill.counts.expired_urls == 2
+    assert sim.api.postcall.expired_answers == 2 and sim.api.postcall.urls_issued == 3
+    assert_each_truth_stored_once(sim, stored_finals(influxd, database))
+
+
+async def test_a_missing_permission_turns_the_backfill_off_with_one_line(
+    influxd: Influxd, database: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim = Simulator(SimConfig(calls=1, utterances=2, faults=Faults(deny_transcripts=True)))
+    async with trio.open_nursery() as nursery:
+        info = await nursery.start(sim.run)
+        worker = assemble(pipeline_config(info, tmp_path, influxd, database, **QUICK))
+        await run_until_accounted(worker, sim)
+        nursery.cancel_scope.cancel()
+    assert worker.backfill is not None and worker.backfill.enabled is False
+    lines = [r for r in caplog.records if "backfill off" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelname == "ERROR"
+    assert "recording:recording:view" in lines[0].getMessage()
+    assert worker.account.persisted == len(sim.truth) == 2, "the live path goes on"
+
+
+# --- the backfill command ---------------------------------------------------------------
+
+
+def command_args(*ids: str, **options: object) -> argparse.Namespace:
+    values = {"conversation_ids": list(ids), "queue": None, "since": None, "until": None}
+    return argparse.Namespace(**{**values, **options})
+
+
+async def calls_nobody_heard(**config: object) -> tuple[Simulator, dict[str, object]]:
+    """A simulator whose calls all went out while no worker listened (all lost)."""
+    sim = Simulator(
+        SimConfig(
+            calls=3,
+            utterances=3,
+            start_after_sockets=0,
+            transcript_delay_s=0,
+            faults=Faults(no_redelivery=True),
+            **config,  # type: ignore[arg-type]
+        )
+    )
+    return sim, {}
+
+
+async def test_the_command_stores_unheard_calls_and_a_repeat_writes_nothing(
+    influxd: Influxd, database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim, _ = await calls_nobody_heard()
+    async with trio.open_nursery() as nursery:
+        info = await nursery.start(sim.run)
+        await sim.done.wait()
+        config = pipeline_config(info, tmp_path, influxd, database)
+        ids = [c.conversation_id for c in sim.calls]
+        assert await backfill_cmd.backfill(config, command_args(*ids)) == 0
+        first = capsys.readouterr().err
+        assert await backfill_cmd.backfill(config, command_args(*ids)) == 0
+        second = capsys.readouterr().err
+        nursery.cancel_scope.cancel()
+    assert all(t.get("lost") for t in sim.truth) and len(sim.truth) == 9
+    assert_each_truth_stored_once(sim, stored_finals(influxd, database))
+    assert "[3/3]" in first and "9 utterance(s) written" in first
+    assert "0 utterance(s) written" in second and "9 backfilled before" in second
+
+
+async def test_the_command_finds_a_queues_calls_through_the_details_query(
+    influxd: Influxd, database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim, _ = await calls_nobody_heard(queue_id="q-1")
+    async with trio.open_nursery() as nursery:
+        info = await nursery.start(sim.run)
+        await sim.done.wait()
+        config = pipeline_config(info, tmp_path, influxd, database)
+        # The simulator's calls start a second apart from now on: the window reaches past them.
+        args = command_args(queue="q-1", since="1h", until="2100-01-01T00:00:00Z")
+        assert await backfill_cmd.backfill(config, args) == 0
+        nursery.cancel_scope.cancel()
+    assert "queue q-1: 3 of 3 call(s)" in capsys.readouterr().err
+    assert_each_truth_stored_once(sim, stored_finals(influxd, database))
+
+
+async def test_a_worker_killed_mid_call_backfills_that_window_after_restart(
+    influxd: Influxd, database: str, tmp_path: Path
+) -> None:
+    sim = Simulator(
+        SimConfig(calls=2, utterances=6, faults=Faults(no_redelivery=True), **LIVE_CALLS)  # type: ignore[arg-type]
+    )
+    args = [
+        "--state-dir", str(tmp_path / "state"),
+        "--dead-letter", str(tmp_path / "dead.jsonl"),
+        "--session-keepalive", "4", "--backfill-retry", "0.2", "--batch-wait-ms", "20",
+    ]  # fmt: skip
+    async with trio.open_nursery() as nursery:
+        info = await nursery.start(sim.run)
+        env = {**simulator_env(info), "INFLUX_URL": influxd.url, "INFLUX_DATABASE": database}
+        first = await start_worker_process(nursery, *args, env=env, cwd=tmp_path)
+        with trio.fail_after(60):
+            await heartbeat_written(tmp_path / "state" / HEARTBEAT_FILE)
+        first.kill()  # no shutdown, no last heartbeat: a crash
+        await first.wait()
+        await until_sent(sim, 4)  # calls go on, unheard: their frames are lost
+        second = await start_worker_process(nursery, *args, env=env, cwd=tmp_path)
+        with trio.fail_after(90):
+            await sim.done.wait()
+            await stored_count(influxd, database, len(sim.truth))
+        second.send_signal(signal.SIGTERM)
+        output = (await read_until_exit(second)).decode()
+        nursery.cancel_scope.cancel()
+    assert "the worker was not running from" in output
+    assert_each_truth_stored_once(sim, stored_finals(influxd, database))
+    backfilled = [r for r in stored_finals(influxd, database) if r["origin"] == "backfill"]
+    assert any(t.get("lost") for t in sim.truth) and len(backfilled) >= 1
+
+
+async def heartbeat_written(path: Path) -> None:
+    """Poll: the worker is another process (no event reaches this one)."""
+    while not await trio.Path(path).exists():  # noqa: ASYNC110 - another process writes it
+        await trio.sleep(0.1)
+
+
+async def until_sent(sim: Simulator, more: int) -> None:
+    """Let the calls go on unheard until ``more`` finals went out (or were lost)."""
+    target = len(sim.truth) + more
+    while len(sim.truth) < target and not sim.done.is_set():  # noqa: ASYNC110 - paced by time
+        await trio.sleep(0.1)
+
+
+async def stored_count(influxd: Influxd, database: str, count: int) -> None:
+    """Poll the database until ``count`` finals are in it (the writer is another process)."""
+    while True:
+        try:
+            if len(stored_finals(influxd, database)) >= count:
+                return
+        except Exception:
+            pass
+        await trio.sleep(0.2)

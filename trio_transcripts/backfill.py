@@ -66,6 +66,9 @@ class Calls(Protocol):
 
     def communications(self, conversation_id: str) -> tuple[str, ...]: ...
 
+    def resume(self, conversations: dict[str, list[str]]) -> None:
+        """Those followed before a restart: watch them for silence from now."""
+
 
 StoredLookup = Callable[[str], Awaitable[list[StoredUtterance]]]
 """What the store holds of one conversation (``stored.py``, in a thread)."""
@@ -163,6 +166,7 @@ class Backfiller:
         if last is None:
             return
         at, followed = last
+        calls.resume(followed)
         now = now_ms()
         self.queue.record(
             [
@@ -181,9 +185,11 @@ class Backfiller:
             )
 
     async def _beat(self, calls: Calls) -> None:
+        # The first beat waits a period: the last run's file, already recorded as a gap, must
+        # not be replaced by one written before the source has placed its conversations.
         while True:
-            self._beat_once(calls)
             await trio.sleep(self.settings.heartbeat_s)
+            self._beat_once(calls)
 
     def _beat_once(self, calls: Calls) -> None:
         followed = {c: list(calls.communications(c)) for c in calls.conversations()}

@@ -106,6 +106,9 @@ def add_worker_flags(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="stop asking for a post-call transcript this long after its gap (default: 24 h)",
     )
+    # The platform's session keepalive and the first backfill retry, scaled down by tests.
+    parser.add_argument("--session-keepalive", type=float, default=300.0, help=argparse.SUPPRESS)
+    parser.add_argument("--backfill-retry", type=float, default=30.0, help=argparse.SUPPRESS)
     parser.add_argument(
         "--utterance-id-as-tag",
         action="store_true",
@@ -132,6 +135,8 @@ def tuning(args: argparse.Namespace) -> dict[str, object]:
         "backfill": args.backfill,
         "state_dir": args.state_dir,
         "backfill_give_up_s": args.backfill_give_up,
+        "keepalive_s": args.session_keepalive,
+        "backfill_retry_s": args.backfill_retry,
     }
 
 

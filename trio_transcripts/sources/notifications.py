@@ -219,6 +219,21 @@ class NotificationsSource:
     def conversations(self) -> set[str]:
         return self.plan.conversations()
 
+    def resume(self, conversations: dict[str, list[str]]) -> None:
+        """Conversations followed before a restart (the heartbeat, ``gaprecords.py``): each is
+        watched for silence as if heard now, so one that ended while the worker was down (its
+        ``SESSION_ENDED`` never to come) is let go after the keepalive once followed again,
+        and its communications are known again. (Watching one not followed is harmless: the
+        liveness check passes over it.)"""
+        now = int(trio.current_time() * 1000)
+        for conversation, communications in conversations.items():
+            self.liveness.heard(conversation, now)
+            known = self._communications.get(conversation, ())
+            self._communications[conversation] = (
+                *known,
+                *(c for c in communications if c not in known),
+            )
+
     def communications(self, conversation_id: str) -> tuple[str, ...]:
         """The communication ids the conversation's messages named so far."""
         return self._communications.get(conversation_id, ())

@@ -62,6 +62,9 @@ class Faults:
     deny_transcription: bool = field(
         default=False, metadata=_help("transcription topics rejected: missing permission")
     )
+    expired_urls: int = field(
+        default=0, metadata=_help("the first N transcript URLs handed out have expired already")
+    )
     deny_transcripts: bool = field(
         default=False, metadata=_help("post-call transcripts refused: missing permission (403)")
     )

@@ -10,7 +10,8 @@ simulator's own calls, so every utterance of the truth file is in a phrase:
   ended and ``transcript_delay_s`` passed: 404, as for a transcript not processed yet. With
   the ``deny_transcripts`` fault: 403 ``missing.any.permissions``.
 * ``GET /transcripts/{token}``, the pre-signed URL: no token needed, valid ``url_ttl_s``
-  (the platform's: 10 minutes), then 403 ``AccessDenied`` "Request has expired" in S3's XML.
+  (the platform's: 10 minutes), then 403 ``AccessDenied`` "Request has expired" in S3's XML
+  (the ``expired_urls`` fault hands out N already expired).
   The document follows developer.genesys.cloud's transcript schema
   (``api/rest/v2/speechtextanalytics/transcript_url``): ``transcripts[].phrases[]`` with
   ``phraseIndex``, ``participantPurpose`` ``internal``/``external``, ``text``,
@@ -70,6 +71,7 @@ class PostCallApi:
         self.ended_at: dict[str, float] = {}  # caller's clock
         self.ended_ms: dict[str, int] = {}  # epoch ms, for analytics
         self.urls: dict[str, _Url] = {}
+        self.urls_issued = 0
         self.documents_served = 0
         self.expired_answers = 0
 
@@ -127,7 +129,9 @@ class PostCallApi:
         if ended is None or now < ended + self.config.transcript_delay_s:
             return self._not_found(f"the transcript of {conversation_id} is not available yet")
         token = secrets.token_urlsafe(16)
-        self.urls[token] = _Url(conversation_id, now + self.config.url_ttl_s)
+        expired = self.urls_issued < self.config.faults.expired_urls
+        self.urls_issued += 1
+        self.urls[token] = _Url(conversation_id, now if expired else now + self.config.url_ttl_s)
         url = f"{self.base_url()}{TRANSCRIPT_PREFIX}{token}"
         if which == "transcripturl":
             return self.json(200, {"url": url})

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import logging
+import math
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
