@@ -31,7 +31,9 @@ from trio_transcripts.worker import Worker
 
 # Short calls in real time: the platform's frames go out when their moment comes, so the
 # time of a gap and the time of what it swallowed line up, as they do on the platform.
-LIVE_CALLS = dict(speech_time=True, call_spacing_s=0.4, transcript_delay_s=0.3)
+LIVE_CALLS = dict(
+    speech_time=True, call_spacing_s=0.4, transcript_delay_s=0.3, batch_transcripts=0.3
+)
 # The platform's 5-minute keepalive, scaled down: longer than a pause within a call plus an
 # outage, shorter than a test's patience after a call whose SESSION_ENDED was lost.
 QUICK = dict(keepalive_s=6.0, silence_margin_s=2.0, backfill_retry_s=0.2)

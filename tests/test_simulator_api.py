@@ -86,3 +86,20 @@ def test_channels_expire_on_the_callers_clock() -> None:
     assert sim.expire_channels(9.9) == []
     (gone,) = sim.expire_channels(10.0)
     assert sim.channels == {} and gone.expires_at == 10.0
+
+
+def test_a_21st_channel_replaces_the_oldest_without_a_socket() -> None:
+    sim = api()
+    auth = token(sim)
+    made = [
+        json.loads(sim.handle("POST", "/api/v2/notifications/channels", auth, b"", 0)[1])["id"]
+        for _ in range(20)
+    ]
+    sim.connected = lambda channel_id: channel_id in made[:3]
+    status, body, _ = sim.handle("POST", "/api/v2/notifications/channels", auth, b"", 0)
+    assert status == 200 and len(sim.channels) == 20
+    assert made[3] not in sim.channels and made[0] in sim.channels
+    assert json.loads(body)["id"] in sim.channels and sim.stats.channels_replaced == 1
+    sim.connected = lambda channel_id: True
+    status, body, _ = sim.handle("POST", "/api/v2/notifications/channels", auth, b"", 0)
+    assert status == 400 and b"too.many.channels" in body

@@ -143,3 +143,20 @@ def test_a_keepalive_opens_each_session_and_follows_every_five_minutes() -> None
     assert ongoing == [0, 300_000]
     assert ended > 300_000 and own[-1]["status"]["status"] == "SESSION_ENDED"
     assert problems(own[1], "TranscriptionTopicTranscriptionMessage") == []
+
+
+def test_batched_messages_carry_several_transcripts_and_lose_none() -> None:
+    (call,) = make_calls(1, 12, seed=5, epoch_ms=1_773_957_873_000)
+    frames = list(genesys_frames(call, random.Random(2), batch=0.5))
+    messages = [json.loads(f.text)["eventBody"] for f in frames]
+    assert all(problems(m, "TranscriptionTopicTranscriptionMessage") == [] for m in messages)
+    assert max(len(m["transcripts"]) for m in messages) >= 2, "the platform groups them"
+    finals = [u for f in frames for u in f.finals]
+    assert finals == list(call.utterances), "every utterance finalized once, in order"
+    for frame, message in zip(frames, messages, strict=True):
+        ids = [t["utteranceId"] for t in message["transcripts"] if t["isFinal"]]
+        assert ids == [u.utterance_id for u in frame.finals]
+    times = [f.at_ms for f in frames]
+    assert times == sorted(times)
+    unbatched = [f.text for f in genesys_frames(call, random.Random(2))]
+    assert all(len(json.loads(t)["eventBody"]["transcripts"]) <= 1 for t in unbatched)

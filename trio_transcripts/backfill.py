@@ -1,27 +1,19 @@
-"""The post-call backfill: gap records that last, and the task that fills each gap.
+"""The post-call backfill: the task that fills each recorded gap.
 
-The platform does not replay notifications (``../shared/genesys-api.md``, section 6). What
-it sent while we had no live socket is gone from the live stream, so every such stretch is
-written down first and filled later from the post-call transcript:
+The platform does not replay notifications (``../shared/genesys-api.md``, section 6), so
+every stretch the live stream missed is written down first (``gaprecords.py``: a gap a source
+closed, a session that ended unseen, the time the worker was not running) and filled here:
 
-* **Gap records** (:class:`BackfillQueue`): each gap a source closes (a socket lost and
-  replaced, a session that ended unseen) and each stretch the worker was not running (from
-  the heartbeat file, :class:`Heartbeat`) is appended to ``backfill-queue.jsonl`` in the
-  state directory and fsynced before anything else is done with it. A conversation's record
-  is settled by a ``done`` or ``dead`` record; at start the file is read and rewritten with
-  what is still open. These writes are synchronous on purpose: gaps are rare, and a record
-  must be on disk before the source goes on.
-* **The backfill** (:class:`Backfiller`, one task of the worker's nursery): once a
-  conversation with a gap has ended (followed no more: ``SESSION_ENDED`` seen, or silent past
-  the keepalive, ``liveness.py``), it asks for the transcript's pre-signed URLs
-  (:class:`PostCallClient`), downloads them, decides what fills a gap and is not stored yet
-  (``gapfill.py``, after the live rows written so far have reached the store), and writes
-  that through the worker's sink, which accounts for it separately. A transcript not yet
-  available (404) is asked for again with backoff until ``give_up_s`` after the gap was
-  recorded, then a ``backfill`` dead letter says which conversation and why. An expired URL
-  (``retry.py``: ``RENEW_URL``) is asked for anew.
-* **The permission check**: at start one request for the transcript of a conversation that
-  cannot exist. 404 means the client may read transcripts; 403 means it may not, and the
+* Once a conversation with a gap has ended (followed no more: ``SESSION_ENDED`` seen, or
+  silent past the keepalive, ``liveness.py``), :class:`Backfiller` asks for its post-call
+  transcript (``postcall.py``), decides what fills a gap and is not stored yet
+  (``gapfill.py``, after every live row routed so far has its sink result), and writes that
+  through the worker's sink, which accounts for it separately.
+* A transcript not yet available (404) is asked for again with backoff until ``give_up_s``
+  after the gap began; then a ``backfill`` dead letter says which conversation and why. An
+  expired URL is asked for anew (``fetch_transcripts``).
+* At start, one request for the transcript of a conversation that cannot exist is the
+  permission check: 404 means the client may read transcripts; 403 means it may not, and the
   backfill is off with one log line naming the permissions (gap records are still kept, for
   ``backfill`` runs once the role is fixed).
 """
@@ -50,10 +42,12 @@ from .wire.transcript import PostCallTranscript, parse_transcript
 
 log = logging.getLogger("trio_transcripts.backfill")
 
-TRANSCRIPT_PERMISSIONS = ("recording:recording:view", "recording:recordingSegment:view")
-"""Either one lets a client read post-call transcripts (developer.genesys.cloud,
-``api/rest/v2/speechtextanalytics/transcript_url``), with the Speech and Text Analytics
-add-on."""
+TRANSCRIPT_PERMISSIONS = (
+    "speechAndTextAnalytics:data:view and recording:recording:view (or "
+    "recording:recordingSegment:view)"
+)
+"""What reading post-call transcripts takes, with the Speech and Text Analytics add-on
+(help.mypurecloud.com, "Work with a voice transcript", prerequisites)."""
 
 # --- the task ---------------------------------------------------------------------------
 
@@ -146,7 +140,7 @@ class Backfiller:
             log.error(
                 "backfill off: the OAuth client may not read post-call transcripts (it needs "
                 "%s, and Speech and Text Analytics): %s. Gaps are still recorded in %s",
-                " or ".join(TRANSCRIPT_PERMISSIONS),
+                TRANSCRIPT_PERMISSIONS,
                 refused.reason,
                 self.queue.path,
             )

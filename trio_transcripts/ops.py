@@ -115,6 +115,11 @@ class _WorkerCollector(Collector):
         utterances.add_metric(["false"], a.partials)
         yield utterances
         yield counter("utterances_persisted", "Utterances the store acknowledged.", a.persisted)
+        yield counter(
+            "utterances_backfilled",
+            "Of those persisted, the ones filled in from post-call transcripts.",
+            a.backfilled,
+        )
         dead = CounterMetricFamily(
             PREFIX + "utterances_dead_lettered",
             "Utterances written to the dead-letter file.",

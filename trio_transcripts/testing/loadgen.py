@@ -100,8 +100,8 @@ def render(config: SimConfig) -> Rendered:
         parts.append(encoded)
         offset += len(encoded)
         ends.append(offset)
-        if frame.final is not None:
-            finals[index] = truth_record(frame, starts[frame.conversation_id])
+        for u in frame.finals:  # one at most: the generator's calls are not batched
+            finals[index] = truth_record(u, starts[frame.conversation_id])
     return Rendered(b"".join(parts), ends, finals, [c.conversation_id for c in calls])
 
 

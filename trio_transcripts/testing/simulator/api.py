@@ -10,7 +10,9 @@ topic's ``state`` is ``Permitted`` or ``Rejected``; a channel is ``id``, ``conne
   ``invalid_client``), ``expires_in`` configurable; the ``token_429``/``token_500`` faults.
 * ``POST /api/v2/notifications/channels``, ``GET`` (the list), ``HEAD .../channels/{id}``,
   ``GET|POST|PUT|DELETE .../channels/{id}/subscriptions``: Bearer token required; at most
-  1,000 topics a channel; the ``deny_transcription`` fault rejects transcription topics with
+  1,000 topics a channel; at most 20 channels, a 21st replacing the oldest one without a
+  socket (when every one has a socket, 400: our assumption, the limit's text says nothing of
+  it); the ``deny_transcription`` fault rejects transcription topics with
   ``missingPermissions``.
 * The post-call transcripts (``transcripturls``, ``transcripturl``, the pre-signed URLs) and
   the analytics conversation details: ``postcall.py``.
@@ -36,6 +38,9 @@ from .config import Faults, SimConfig, SimStats
 from .postcall import TRANSCRIPT_PREFIX, PostCallApi
 
 MAX_TOPICS = 1000
+MAX_CHANNELS = 20
+"""Per OAuth client: a new channel replaces the oldest one without a connection
+(developer.genesys.cloud forum t/10312, quoting the notification service's limits)."""
 
 Response = tuple[int, bytes, list[tuple[str, str]]]
 """Status, JSON body, extra headers."""
@@ -77,7 +82,8 @@ class SimApi:
         self.on_change = on_change
         self.websocket_base = f"ws://{config.host}:{config.port}"  # set once listening
         self.tokens: dict[str, float] = {}
-        self.channels: dict[str, ApiChannel] = {}
+        self.channels: dict[str, ApiChannel] = {}  # oldest first
+        self.connected: Callable[[str], bool] = lambda channel_id: False  # set by the server
         self._token_requests = 0
         self.postcall = PostCallApi(
             config, calls or [], lambda: f"http://{config.host}:{self.port}", json_response
@@ -167,6 +173,19 @@ class SimApi:
         )
 
     def _create_channel(self, token: str, now: float) -> Response:
+        if len(self.channels) >= MAX_CHANNELS:
+            idle = next((c for c in self.channels if not self.connected(c)), None)
+            if idle is None:
+                return json_response(
+                    400,
+                    {
+                        "message": f"{MAX_CHANNELS} channels, each with a connection",
+                        "code": "too.many.channels",
+                    },
+                )
+            del self.channels[idle]
+            self.stats.channels_replaced += 1
+            self.on_change()
         channel_id = f"streaming-0-{uuid.uuid4().hex[:20]}"
         ttl = self.config.channel_ttl_s
         channel = ApiChannel(

@@ -67,12 +67,12 @@ class Call:
 
 @dataclass(frozen=True, slots=True)
 class SimFrame:
-    """One text frame to send; ``final`` is the utterance it completes, if any."""
+    """One text frame to send, and the utterances it completes."""
 
     topic: str
     text: str
     conversation_id: str
-    final: SimUtterance | None = None
+    finals: tuple[SimUtterance, ...] = ()  # the utterances it completes (several: batched)
     pieces: tuple[str, ...] = ()  # fragment stream: the whole utterance's pieces, on the final
     session_end: bool = False
     at_ms: int = 0  # when in the call (epoch ms) the platform sends it
@@ -211,8 +211,14 @@ def _transcript(
     }
 
 
-def genesys_frames(call: Call, rng: random.Random) -> Iterator[SimFrame]:
-    """The notification frames of one call, in order."""
+def genesys_frames(call: Call, rng: random.Random, batch: float = 0.0) -> Iterator[SimFrame]:
+    """The notification frames of one call, in order.
+
+    ``batch``: how likely a transcript waits to go out in one message with the next one, as
+    the platform groups them ("periodically grouped into TranscriptionMessages", usually
+    within ~35 s; a message may then finalize several utterances). 0 keeps one transcript a
+    message, and the same frames for the same seed.
+    """
     topic = transcription_topic(call.conversation_id)
     start = call.session_start_ms
     yield SimFrame(
@@ -220,6 +226,19 @@ def genesys_frames(call: Call, rng: random.Random) -> Iterator[SimFrame]:
     )
     at = 0
     keepalive_at = KEEPALIVE_MS
+    pending: list[tuple[dict[str, object], SimUtterance | None]] = []
+
+    def send(at: int) -> SimFrame:
+        frame = SimFrame(
+            topic,
+            _envelope(call, [t for t, _ in pending], "SESSION_ONGOING", rng, at),
+            call.conversation_id,
+            finals=tuple(u for _, u in pending if u is not None),
+            at_ms=start + at,
+        )
+        pending.clear()
+        return frame
+
     for u in call.utterances:
         while keepalive_at <= u.offset_ms:  # the session's keepalives, in session time
             keepalive = _envelope(call, [], "SESSION_ONGOING", rng, keepalive_at)
@@ -227,28 +246,27 @@ def genesys_frames(call: Call, rng: random.Random) -> Iterator[SimFrame]:
             keepalive_at += KEEPALIVE_MS
         words = u.text.split(" ")
         end = u.offset_ms + u.duration_ms
+        hypotheses: list[tuple[dict[str, object], SimUtterance | None, int]] = []
         for i in range(rng.randrange(1, 4)):
             heard = max(1, len(words) * (i + 1) // 4)
             prefix = " ".join(words[:heard])
             duration = u.duration_ms * heard // len(words)
             confidence = round(u.confidence * rng.uniform(0.5, 0.95), 3)
-            at = u.offset_ms + duration
             transcript = _transcript(u, prefix, confidence, False, duration, start)
-            yield SimFrame(
-                topic,
-                _envelope(call, [transcript], "SESSION_ONGOING", rng, at),
-                call.conversation_id,
-                at_ms=start + at,
-            )
-        at = end
-        transcript = _transcript(u, u.text, u.confidence, True, u.duration_ms, start)
-        yield SimFrame(
-            topic,
-            _envelope(call, [transcript], "SESSION_ONGOING", rng, at),
-            call.conversation_id,
-            final=u,
-            at_ms=start + at,
-        )
+            hypotheses.append((transcript, None, u.offset_ms + duration))
+            if batch == 0:  # as before batching existed: the same rng calls, the same frames
+                at = hypotheses[-1][2]
+                pending.append(hypotheses[-1][:2])
+                yield send(at)
+        final = _transcript(u, u.text, u.confidence, True, u.duration_ms, start)
+        hypotheses.append((final, u, end))
+        for transcript, finalized, when in hypotheses if batch else hypotheses[-1:]:
+            at = when
+            pending.append((transcript, finalized))
+            if not batch or rng.random() >= batch:
+                yield send(at)
+    if pending:
+        yield send(at)
     yield SimFrame(
         topic,
         _envelope(call, [], "SESSION_ENDED", rng, at + 500),
@@ -281,7 +299,7 @@ def fragment_frames(call: Call, rng: random.Random) -> Iterator[SimFrame]:
                 "",
                 json.dumps(frame, ensure_ascii=False),
                 call.conversation_id,
-                final=u if final else None,
+                finals=(u,) if final else (),
                 pieces=tuple(pieces) if final else (),
                 at_ms=start + u.duration_ms * (i + 1) // len(pieces),
             )
@@ -312,13 +330,18 @@ def stream_frames(
     queue_id: str | None = None,
     *,
     by_time: bool = False,
+    batch: float = 0.0,
 ) -> Iterator[SimFrame]:
     """Every frame of ``calls`` in the order the simulator sends them (the same seed, the
     same order): each call's frames in order, the calls interleaved at random, or by
     ``at_ms`` (``by_time``, the simulator's ``--speech-time``). With ``queue_id`` (the
     Notifications source) each call is first announced on that queue's topic."""
     rng = random.Random(seed + 1)
-    make = fragment_frames if source == "fragments" else genesys_frames
+
+    def make(call: Call, call_rng: random.Random) -> Iterator[SimFrame]:
+        if source == "fragments":
+            return fragment_frames(call, call_rng)
+        return genesys_frames(call, call_rng, batch)
 
     def call_frames(call: Call, call_rng: random.Random) -> Iterator[SimFrame]:
         if queue_id and source == "notifications":
@@ -338,10 +361,8 @@ def stream_frames(
     return interleave(streams, rng)
 
 
-def truth_record(frame: SimFrame, call_start_ms: int) -> dict[str, object]:
-    """What a correct worker must persist for the utterance ``frame`` finalizes."""
-    u = frame.final
-    assert u is not None
+def truth_record(u: SimUtterance, call_start_ms: int) -> dict[str, object]:
+    """What a correct worker must persist for the utterance ``u``."""
     start = call_start_ms + u.offset_ms
     return {
         "conversationId": u.conversation_id,

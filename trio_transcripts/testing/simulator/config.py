@@ -120,6 +120,13 @@ class SimConfig:
         ),
     )
     call_spacing_s: float = field(default=1.0, metadata=_help("between two calls' starts"))
+    batch_transcripts: float = field(
+        default=0.0,
+        metadata=_help(
+            "how likely a transcript waits to go out with the next in one message, as the "
+            "platform groups them (0: one a message)"
+        ),
+    )
     transcript_delay_s: float = field(
         default=2.0,
         metadata=_help("a call's post-call transcript is served this long after it ended"),
@@ -142,6 +149,7 @@ class SimStats:
     rejected_handshakes: int = 0
     tokens_issued: int = 0
     channels_created: int = 0
+    channels_replaced: int = 0  # the oldest without a socket, for a 21st
     subscription_puts: int = 0
     pings: int = 0
 

@@ -23,7 +23,7 @@ from typing import TextIO
 
 import trio
 
-from .calls import Call, SimFrame, stream_frames, truth_record
+from .calls import Call, SimFrame, SimUtterance, stream_frames, truth_record
 from .config import SimConfig, SimStats
 from .sockets import SocketHub
 
@@ -62,7 +62,12 @@ class Dispatcher:
             return replay_frames(self.config.replay_path)
         config = self.config
         return stream_frames(
-            self.calls, config.source, config.seed, config.queue_id, by_time=config.speech_time
+            self.calls,
+            config.source,
+            config.seed,
+            config.queue_id,
+            by_time=config.speech_time,
+            batch=config.batch_transcripts,
         )
 
     async def run(self, nursery: trio.Nursery) -> None:
@@ -85,7 +90,7 @@ class Dispatcher:
             if not delivered:
                 continue
             sent += 1
-            if frame.final is not None and faults.duplicate_finals:
+            if frame.finals and faults.duplicate_finals:
                 await self.deliver(frame)
             if faults.malformed_every and sent % faults.malformed_every == 0:
                 await self.deliver(SimFrame("", MALFORMED, ""))
@@ -122,8 +127,7 @@ class Dispatcher:
                         await self.hub.drop(sock)
             if delivered:
                 self.stats.frames_sent += 1
-                if frame.final is not None:
-                    self._record_final(frame)
+                self._record_finals(frame)
                 return True
             if self.faults.no_redelivery:
                 return self._lost(frame)
@@ -133,20 +137,21 @@ class Dispatcher:
         """``no_redelivery``: the frame is gone, as the platform's would be. A final's truth
         record says ``"lost": true``: only a backfill can store that utterance."""
         self.stats.frames_lost += 1
-        if frame.final is not None:
-            self._record_final(frame, lost=True)
+        self._record_finals(frame, lost=True)
         return False
 
-    def _record_final(self, frame: SimFrame, *, lost: bool = False) -> None:
-        u = frame.final
-        assert u is not None
+    def _record_finals(self, frame: SimFrame, *, lost: bool = False) -> None:
+        for u in frame.finals:
+            self._record_final(u, lost=lost)
+
+    def _record_final(self, u: SimUtterance, *, lost: bool) -> None:
         key = (u.conversation_id, u.utterance_id)
         if key in self._sent_finals:
             return
         self._sent_finals.add(key)
         self.stats.finals_sent += 1
         call = next(c for c in self.calls if c.conversation_id == u.conversation_id)
-        record = truth_record(frame, call.session_start_ms)
+        record = truth_record(u, call.session_start_ms)
         record["sentAt"] = time.time() * 1000  # for latency: final sent -> point acknowledged
         if lost:
             record["lost"] = True

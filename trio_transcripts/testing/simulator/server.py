@@ -36,6 +36,7 @@ class Simulator:
         self.hub: SocketHub
         self.api = SimApi(config, self.stats, lambda: self.hub.notify(), self.calls)
         self.hub = SocketHub(config, self.stats, self.api)
+        self.api.connected = self.hub.connected
         self.dispatcher = Dispatcher(config, self.stats, self.calls, self.hub)
 
     @property

@@ -167,6 +167,10 @@ class SocketHub:
         self.down_until = -math.inf  # the outage fault: channel sockets refused until then
         self._changed = trio.Event()
 
+    def connected(self, channel_id: str) -> bool:
+        sock = self.channel_sockets.get(channel_id)
+        return sock is not None and not sock.dead
+
     def notify(self) -> None:
         """Something changed (a socket, a subscription): a waiting frame may now go out."""
         self._changed.set()

@@ -1,0 +1,144 @@
+"""Completeness under loss: how much the live path stored, how much the backfill added, and
+whether the two together equal the simulator's truth (issue 13's acceptance run).
+
+The simulator plays ``--calls`` calls in real time (``--speech-time``: each frame goes out
+when its moment in the call comes), loses what no socket could take (``--no-redelivery``),
+drops each socket after every ``--drop-every`` frames, and serves post-call transcripts
+``--transcript-delay`` seconds after each call. The worker is ``python -m trio_transcripts
+run`` in its own process, as deployed, with its default settings (the platform's 5-minute
+keepalive, a first backfill retry after 30 s), writing to a throwaway influxd 1.6. When every
+utterance of the truth file is in the database (or ``--patience`` runs out) the worker is
+stopped with SIGTERM and the numbers are printed as JSON.
+
+    python benchmarks/completeness.py --calls 100 --minutes 5 --drop-every 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import trio
+
+from trio_transcripts.lineproto import NS_PER_MS
+from trio_transcripts.testing.influxd import Influxd, start_influxd
+from trio_transcripts.testing.simulator import Faults, SimConfig, Simulator
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=100)
+    parser.add_argument("--utterances", type=int, default=20)
+    parser.add_argument("--minutes", type=float, default=5.0, help="when the last call ends")
+    parser.add_argument("--drop-every", type=int, default=200)
+    parser.add_argument("--transcript-delay", type=float, default=60.0)
+    parser.add_argument("--patience", type=float, default=900.0, help="seconds after the calls")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        print(json.dumps(trio.run(measure, args, Path(tmp)), indent=2))
+
+
+async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
+    influxd = start_influxd(tmp / "influxd")
+    try:
+        return await _measure(args, tmp, influxd)
+    finally:
+        influxd.stop()
+
+
+async def _measure(args: argparse.Namespace, tmp: Path, influxd: Influxd) -> dict[str, object]:
+    call_s = args.utterances * 4.2  # the simulator's mean utterance plus pause
+    spacing = max(0.1, (args.minutes * 60 - call_s) / max(1, args.calls - 1))
+    config = SimConfig(
+        calls=args.calls,
+        utterances=args.utterances,
+        speech_time=True,
+        call_spacing_s=spacing,
+        transcript_delay_s=args.transcript_delay,
+        truth_path=tmp / "truth.jsonl",
+        faults=Faults(no_redelivery=True, drop_every=args.drop_every),
+    )
+    sim = Simulator(config)
+    database = "completeness"
+    started = time.monotonic()
+    async with trio.open_nursery() as nursery:
+        info = await nursery.start(sim.run)
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("GENESYS_", "INFLUX_"))},
+            "GENESYS_CLIENT_ID": "sim-client",
+            "GENESYS_CLIENT_SECRET": "sim-secret",
+            "GENESYS_LOGIN_URL": str(info["login_url"]),
+            "GENESYS_API_URL": str(info["api_url"]),
+            "CONVERSATION_ID": ",".join(info["conversation_ids"]),
+            "INFLUX_URL": influxd.url,
+            "INFLUX_DATABASE": database,
+        }
+        log = open(tmp / "worker.log", "wb")  # noqa: SIM115, ASYNC230 - closed below
+        worker = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "trio_transcripts", "run", "--state-dir", str(tmp / "state")],
+            env=env,
+            cwd=tmp,
+            stderr=log,
+        )
+        await sim.done.wait()
+        calls_done = time.monotonic() - started
+        complete_after = None
+        with trio.move_on_after(args.patience):
+            while True:
+                rows = finals(influxd, database)
+                if len(rows) >= len(sim.truth):
+                    complete_after = time.monotonic() - started - calls_done
+                    break
+                await trio.sleep(5)
+        worker.send_signal(signal.SIGTERM)
+        await worker.wait()
+        log.close()
+        nursery.cancel_scope.cancel()
+    rows = finals(influxd, database)
+    truth = sim.truth
+    stored = {
+        (str(r["conversationId"]), int(str(r["time"])) // NS_PER_MS, str(r["speaker"])): r
+        for r in rows
+    }
+    exact = 0
+    for t in truth:
+        row = stored.get((str(t["conversationId"]), int(str(t["startMs"])), str(t["speaker"])))
+        exact += row is not None and row["text"] == t["text"]
+    account = [line for line in (tmp / "worker.log").read_text().splitlines() if "account:" in line]
+    return {
+        "calls": args.calls,
+        "truth_utterances": len(truth),
+        "lost_at_send": sum(1 for t in truth if t.get("lost")),
+        "frames_sent": sim.stats.frames_sent,
+        "frames_lost": sim.stats.frames_lost,
+        "drops": sim.stats.drops,
+        "stored_finals": len(rows),
+        "stored_live": sum(1 for r in rows if r["origin"] == "live"),
+        "stored_backfill": sum(1 for r in rows if r["origin"] == "backfill"),
+        "partials_stored": len(
+            influxd.query("SELECT * FROM transcriptions WHERE final = false", db=database)
+        ),
+        "exact_matches": exact,
+        "equals_truth": exact == len(truth) == len(rows),
+        "calls_took_s": round(calls_done, 1),
+        "complete_after_calls_s": None if complete_after is None else round(complete_after, 1),
+        "transcripts_served": sim.api.postcall.documents_served,
+        "worker_account": account[-1].split("account: ", 1)[-1] if account else None,
+    }
+
+
+def finals(influxd: Influxd, database: str) -> list[dict[str, object]]:
+    try:
+        return influxd.query("SELECT * FROM transcriptions WHERE final = true", db=database)
+    except (OSError, KeyError, ValueError):  # no database before the first write
+        return []
+
+
+if __name__ == "__main__":
+    main()
