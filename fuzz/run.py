@@ -30,6 +30,11 @@ CORPUS_SEEDS = [
     b'{"result":"404","message":"gone"}',
     b'{"utteranceId":"u1","speaker":"agent","text":"Hi","confidence":0.9,'
     b'"startTime":"2026-03-19T22:04:48.128Z","endTime":1773957890000,"isFinal":true}',
+    b'{"conversationId":"c","transcripts":[{"phrases":[{"phraseIndex":0,"text":"hi",'
+    b'"participantPurpose":"internal","startTimeMs":1773957594383,'
+    b'"duration":{"milliseconds":640},"confidence":0.9}]}]}',
+    b'{"conversations":[{"conversationId":"c","participants":[{"purpose":"customer",'
+    b'"sessions":[{"sessionId":"m","mediaType":"voice"}]}]}],"totalHits":1}',
 ]
 
 

@@ -12,12 +12,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from trio_transcripts.coalesce import Coalescer, Duplicate
+from trio_transcripts.gapfill import plan
+from trio_transcripts.wire.analytics import parse_details
 from trio_transcripts.model import Fragment, Malformed, Merge, Utterance
 from trio_transcripts.wire.fragments import parse_fragment, read_fragment, strict_fragment
 from trio_transcripts.wire.genesys import (
     parse_notification,
     read_notification,
     strict_transcription,
+)
+from trio_transcripts.wire.transcript import (
+    PostCallTranscript,
+    parse_transcript,
+    parse_transcript_urls,
 )
 
 JSON_LIMITS = ("overflows a double", "digits", "nests too deeply")
@@ -86,8 +93,24 @@ def coalescer(data: bytes) -> None:
     assert got == sent, "append text lost or reordered"
 
 
+def postcall(data: bytes) -> None:
+    """The post-call answers (transcript documents, URL listings, analytics details) never
+    raise, and every phrase read is either written by a backfill with nothing stored or
+    accounted for, once."""
+    for body in (data, data.decode("utf-8", errors="replace")):
+        parse_transcript_urls(body)
+        parse_details(body)
+        transcript = parse_transcript(body, "c", "m")
+        if isinstance(transcript, PostCallTranscript):
+            for phrase in transcript.phrases:
+                assert phrase.text and phrase.start_ms >= 0 and phrase.duration_ms >= 0
+            planned = plan(transcript, None, [])
+            assert len(planned.utterances) == len(transcript.phrases), "a phrase not written"
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "genesys": genesys,
     "fragments": fragments,
     "coalescer": coalescer,
+    "postcall": postcall,
 }

@@ -21,11 +21,11 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trio_transcripts.account import Account
+from trio_transcripts.account import Account, Ledger
 from trio_transcripts.config import WorkerSettings
 from trio_transcripts.errors import FatalSinkError
 from trio_transcripts.model import Fragment, Merge, Utterance
-from trio_transcripts.router import SourceEvent
+from trio_transcripts.router import RouterCounts, SourceEvent
 from trio_transcripts.sinks import Rejected, Sink, WriteResult
 from trio_transcripts.sinks.deadletter import DeadLetters, read_dead_letters
 from trio_transcripts.sources import Emit, Gap, SourceHealth
@@ -241,3 +241,13 @@ def test_a_store_that_answers_for_part_of_a_batch_is_a_clear_fatal_error() -> No
         assert worker.account.dead_lettered == 3 and worker.account.persisted == 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_backfilled_utterances_are_persisted_and_counted_apart() -> None:
+    ledger = Ledger()
+    ledger.written(WriteResult(acknowledged=5))
+    ledger.written(WriteResult(acknowledged=2), backfill=True)
+    account = ledger.account(RouterCounts(finals=5), [])
+    assert (account.persisted, account.backfilled) == (7, 2)
+    assert "7 persisted (2 of them backfilled)" in account.summary()
+    assert "backfilled" not in Ledger().account(RouterCounts(), []).summary()
