@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 from trio_transcripts.coalesce import Coalescer, Duplicate
 from trio_transcripts.gapfill import plan
-from trio_transcripts.wire.analytics import parse_details
 from trio_transcripts.model import Fragment, Malformed, Merge, Utterance
+from trio_transcripts.wire.analytics import parse_details
 from trio_transcripts.wire.fragments import parse_fragment, read_fragment, strict_fragment
 from trio_transcripts.wire.genesys import (
     parse_notification,
