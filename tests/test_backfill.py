@@ -57,6 +57,16 @@ def assert_each_truth_stored_once(sim: Simulator, rows: list[dict[str, object]])
         assert row["text"] == truth["text"]
 
 
+async def run_backfilled(sim: Simulator, tmp_path: Path, influxd: Influxd, database: str) -> Worker:
+    """Run ``sim`` and a worker with a quick backfill until every gap is filled."""
+    async with trio.open_nursery() as nursery:
+        info = await nursery.start(sim.run)
+        worker = assemble(pipeline_config(info, tmp_path, influxd, database, **QUICK))
+        await run_until_filled(worker, sim)
+        nursery.cancel_scope.cancel()
+    return worker
+
+
 async def run_until_filled(worker: Worker, sim: Simulator) -> None:
     """Run ``worker`` until the calls are over, ended for it, and every gap is filled; then
     stop it in order."""
@@ -93,11 +103,7 @@ async def test_every_utterance_is_stored_once_live_or_backfilled(
 ) -> None:
     faults = Faults(no_redelivery=True, drop_every=5, outage_s=1.0)
     sim = Simulator(SimConfig(calls=4, utterances=4, faults=faults, **LIVE_CALLS))  # type: ignore[arg-type]
-    async with trio.open_nursery() as nursery:
-        info = await nursery.start(sim.run)
-        worker = assemble(pipeline_config(info, tmp_path, influxd, database, **QUICK))
-        await run_until_filled(worker, sim)
-        nursery.cancel_scope.cancel()
+    worker = await run_backfilled(sim, tmp_path, influxd, database)
     rows = stored_finals(influxd, database)
     assert_each_truth_stored_once(sim, rows)
     lost = sum(1 for t in sim.truth if t.get("lost"))
@@ -121,11 +127,7 @@ async def test_a_transcript_not_yet_there_is_asked_for_again_then_written(
         calls=2, utterances=3, faults=faults, **{**LIVE_CALLS, "transcript_delay_s": 1.5}
     )  # type: ignore[arg-type]
     sim = Simulator(config)
-    async with trio.open_nursery() as nursery:
-        info = await nursery.start(sim.run)
-        worker = assemble(pipeline_config(info, tmp_path, influxd, database, **QUICK))
-        await run_until_filled(worker, sim)
-        nursery.cancel_scope.cancel()
+    worker = await run_backfilled(sim, tmp_path, influxd, database)
     backfill = worker.backfill
     assert backfill is not None and backfill.counts.retries >= 1, "a 404 was retried"
     assert_each_truth_stored_once(sim, stored_finals(influxd, database))
@@ -138,11 +140,7 @@ async def test_an_expired_url_is_asked_for_again(
 ) -> None:
     faults = Faults(no_redelivery=True, drop_every=4, outage_s=1.0, expired_urls=2)
     sim = Simulator(SimConfig(calls=1, utterances=4, faults=faults, **LIVE_CALLS))  # type: ignore[arg-type]
-    async with trio.open_nursery() as nursery:
-        info = await nursery.start(sim.run)
-        worker = assemble(pipeline_config(info, tmp_path, influxd, database, **QUICK))
-        await run_until_filled(worker, sim)
-        nursery.cancel_scope.cancel()
+    worker = await run_backfilled(sim, tmp_path, influxd, database)
     assert worker.backfill is not None and worker.backfill.counts.expired_urls == 2
     assert sim.api.postcall.expired_answers == 2 and sim.api.postcall.urls_issued == 3
     assert_each_truth_stored_once(sim, stored_finals(influxd, database))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import trio
 
+from trio_transcripts.supervisor import Supervisor
 from trio_transcripts.testing.influxd import Influxd
 from trio_transcripts.testing.simulator import SimConfig, Simulator
 
@@ -80,3 +81,18 @@ async def test_more_shards_than_channels_is_refused(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert b"21 shard(s) x 1 channel(s) each = 21 channels" in result.stderr
     assert b"OAuth client" in result.stderr
+
+
+def test_each_child_has_its_own_spool_and_state_directory() -> None:
+    def arguments(*given: str) -> list[list[str]]:
+        supervisor = Supervisor(given, 2)
+        return [supervisor.command(child) for child in supervisor.children]
+
+    first, second = arguments("--spool", "/var/spool/t")
+    assert first[first.index("--spool") + 1] == "/var/spool/t/shard-0-of-2"
+    assert first[first.index("--state-dir") + 1] == "/var/spool/t/../state/shard-0-of-2"
+    assert second[second.index("--state-dir") + 1] == "/var/spool/t/../state/shard-1-of-2"
+    (only, _) = arguments("--state-dir=/srv/state")
+    assert "--state-dir=/srv/state/shard-0-of-2" in only and only.count("--state-dir") == 0
+    (bare, _) = arguments()
+    assert bare[bare.index("--state-dir") + 1] == "./state/shard-0-of-2"

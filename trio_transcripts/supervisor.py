@@ -2,7 +2,8 @@
 
 A Trio nursery of child processes, each ``python -m trio_transcripts run`` with the
 supervisor's own arguments plus ``--shard I/N`` (and, with ``--metrics-address HOST:PORT``,
-``HOST:PORT+I``; with ``--spool DIR``, ``DIR/shard-I-of-N``, so each replays its own). A child
+``HOST:PORT+I``; with ``--spool DIR``, ``DIR/shard-I-of-N``, so each replays its own, and
+likewise its own gap records and heartbeat in ``--state-dir``). A child
 that dies is restarted with capped backoff, logged and counted; a child that exits 1 (a fatal
 configuration or credentials error, which every shard shares) stops them all, and the
 supervisor exits 1. SIGINT/SIGTERM is passed on, so each child
@@ -71,11 +72,24 @@ class Supervisor:
 
     def command(self, child: Child) -> list[str]:
         arguments = list(self.arguments)
-        for i, argument in enumerate(arguments):  # a spool each: they replay what is theirs
-            if argument == "--spool" and i + 1 < len(arguments):
-                arguments[i + 1] = f"{arguments[i + 1]}/shard-{child.index}-of-{child.count}"
-            elif argument.startswith("--spool="):
-                arguments[i] = f"{argument}/shard-{child.index}-of-{child.count}"
+        own = f"shard-{child.index}-of-{child.count}"
+        # A spool and a state directory each: each replays, and fills the gaps of, its own.
+        state: str | None = None
+        spool: str | None = None
+        for i, argument in enumerate(arguments):
+            for flag in ("--spool", "--state-dir"):
+                if argument == flag and i + 1 < len(arguments):
+                    value = arguments[i + 1]
+                    arguments[i + 1] = f"{value}/{own}"
+                elif argument.startswith(f"{flag}="):
+                    value = argument.split("=", 1)[1]
+                    arguments[i] = f"{flag}={value}/{own}"
+                else:
+                    continue
+                state, spool = (value, spool) if flag == "--state-dir" else (state, value)
+        if state is None:  # the default, beside the spool's directory, shared: made per child
+            base = f"{spool.rstrip('/')}/.." if spool is not None else "."
+            arguments += ["--state-dir", f"{base}/state/{own}"]
         command = [sys.executable, "-m", "trio_transcripts", "run", *arguments]
         command += ["--shard", child.name, "--account-json"]
         if self.metrics_address is not None:

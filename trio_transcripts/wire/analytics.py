@@ -16,12 +16,12 @@ Only a live org can confirm it; it is decided here and nowhere else.
 
 from __future__ import annotations
 
-import json
-
 import msgspec
 
 from ..model import Malformed, excerpt_of
+from .frames import load_object
 from .instants import parse_instant
+from .transcript import MAX_DOCUMENT_BYTES
 
 CUSTOMER_PURPOSES = frozenset({"customer", "external"})
 
@@ -42,23 +42,20 @@ class DetailsPage(msgspec.Struct, frozen=True, gc=False):
 
 def parse_details(body: bytes | str) -> DetailsPage | Malformed:
     """A details query's page, or one conversation's details (a page of one)."""
-    try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        return Malformed(f"not JSON: {exc}", excerpt_of(_text(body)))
-    if not isinstance(value, dict):
-        return Malformed("not a JSON object", excerpt_of(_text(body)))
+    value = load_object(body, max_bytes=MAX_DOCUMENT_BYTES)
+    if isinstance(value, Malformed):
+        return value
     if "conversationId" in value:
         items: object = [value]
     else:
         items = value.get("conversations", [])
     if not isinstance(items, list):
-        return Malformed("conversations is not a list", excerpt_of(_text(body)))
+        return Malformed("conversations is not a list", excerpt_of(body))
     calls = []
     for item in items:
         call = _call(item)
         if call is None:
-            return Malformed("a conversation without conversationId", excerpt_of(_text(body)))
+            return Malformed("a conversation without conversationId", excerpt_of(body))
         calls.append(call)
     hits = value.get("totalHits")
     return DetailsPage(tuple(calls), hits if isinstance(hits, int) else None)
@@ -113,7 +110,3 @@ def _instant(value: object) -> int | None:
         return None
     parsed = parse_instant(value)
     return parsed if isinstance(parsed, int) else None
-
-
-def _text(body: bytes | str) -> str:
-    return body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body

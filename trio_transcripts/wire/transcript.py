@@ -27,12 +27,16 @@ in ``problems`` with its reason, never silently skipped.
 
 from __future__ import annotations
 
-import json
 import math
 
 import msgspec
 
 from ..model import UNKNOWN_SPEAKER, Malformed, excerpt_of
+from .frames import load_object
+
+MAX_DOCUMENT_BYTES = 256 << 20
+"""A transcript document carries every word of a call with its timings: megabytes for an
+hour. The limit only refuses what no call produces."""
 
 SPEAKER_OF_PURPOSE = {"internal": "agent", "external": "customer"}
 """``participantPurpose`` -> our speaker tag, as the live path maps INTERNAL/EXTERNAL
@@ -73,10 +77,10 @@ def parse_transcript_urls(body: bytes | str) -> list[str] | Malformed:
         return [url]
     urls = value.get("urls")
     if not isinstance(urls, list):
-        return Malformed("neither url nor urls in the answer", excerpt_of(_text(body)))
+        return Malformed("neither url nor urls in the answer", excerpt_of(body))
     found = [u["url"] for u in urls if isinstance(u, dict) and isinstance(u.get("url"), str)]
     if len(found) != len(urls):
-        return Malformed("an entry of urls has no url", excerpt_of(_text(body)))
+        return Malformed("an entry of urls has no url", excerpt_of(body))
     return found
 
 
@@ -95,11 +99,11 @@ def parse_transcript(
     if named is not None and named != conversation_id:
         return Malformed(
             f"the transcript is of conversation {named!r}, not {conversation_id!r}",
-            excerpt_of(_text(body)),
+            excerpt_of(body),
         )
     transcripts = value.get("transcripts", [])
     if not isinstance(transcripts, list):
-        return Malformed("transcripts is not a list", excerpt_of(_text(body)))
+        return Malformed("transcripts is not a list", excerpt_of(body))
     phrases: list[Phrase] = []
     problems: list[str] = []
     for t, transcript in enumerate(transcripts):
@@ -157,14 +161,4 @@ def _milliseconds(value: object) -> int:
 
 
 def _load(body: bytes | str) -> dict[str, object] | Malformed:
-    try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        return Malformed(f"not JSON: {exc}", excerpt_of(_text(body)))
-    if not isinstance(value, dict):
-        return Malformed("not a JSON object", excerpt_of(_text(body)))
-    return value
-
-
-def _text(body: bytes | str) -> str:
-    return body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    return load_object(body, max_bytes=MAX_DOCUMENT_BYTES)
