@@ -38,6 +38,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5.0, help="when the last call ends")
     parser.add_argument("--drop-every", type=int, default=200)
     parser.add_argument("--transcript-delay", type=float, default=60.0)
+    parser.add_argument(
+        "--batch", type=float, default=0.3, help="how often transcripts share a message"
+    )
     parser.add_argument("--patience", type=float, default=900.0, help="seconds after the calls")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,6 +64,7 @@ async def _measure(args: argparse.Namespace, tmp: Path, influxd: Influxd) -> dic
         speech_time=True,
         call_spacing_s=spacing,
         transcript_delay_s=args.transcript_delay,
+        batch_transcripts=args.batch,
         truth_path=tmp / "truth.jsonl",
         faults=Faults(no_redelivery=True, drop_every=args.drop_every),
     )
@@ -113,6 +117,7 @@ async def _measure(args: argparse.Namespace, tmp: Path, influxd: Influxd) -> dic
     account = [line for line in (tmp / "worker.log").read_text().splitlines() if "account:" in line]
     return {
         "calls": args.calls,
+        "batch": args.batch,
         "truth_utterances": len(truth),
         "lost_at_send": sum(1 for t in truth if t.get("lost")),
         "frames_sent": sim.stats.frames_sent,

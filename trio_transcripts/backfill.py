@@ -126,7 +126,7 @@ class Backfiller:
     async def run(
         self,
         write: WriteBatch,
-        settle: Callable[[], Awaitable[None]],
+        settle: Callable[[], Awaitable[bool]],
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
@@ -193,7 +193,7 @@ class Backfiller:
             log.warning("cannot write %s: %s", self.heartbeat.path, exc)
 
     async def _fill(
-        self, calls: Calls, write: WriteBatch, settle: Callable[[], Awaitable[None]]
+        self, calls: Calls, write: WriteBatch, settle: Callable[[], Awaitable[bool]]
     ) -> None:
         while True:
             due = self._due(calls)
@@ -217,7 +217,7 @@ class Backfiller:
         ]
 
     async def attempt(
-        self, job: Job, write: WriteBatch, settle: Callable[[], Awaitable[None]]
+        self, job: Job, write: WriteBatch, settle: Callable[[], Awaitable[bool]]
     ) -> None:
         """One try at one conversation: written and settled, retried later, or given up."""
         transcripts = await self.transcripts(job)
@@ -227,7 +227,9 @@ class Backfiller:
         if isinstance(transcripts, NotYet):
             self._later(job, transcripts)
             return
-        await settle()  # the live rows read so far are in the store before we compare
+        if not await settle():  # the live rows read so far are in the store before we compare
+            self._later(job, NotYet("live rows are still on their way to the store"))
+            return
         try:
             plans, result = await fill(
                 transcripts, job.windows, self.stored, job.conversation_id, write, self.counts

@@ -272,14 +272,21 @@ class Worker:
         self._made_progress()
         return result
 
-    async def settled(self) -> None:
-        """Wait until every live utterance routed so far has a sink result (at most a
-        minute): the backfill compares with the store only after that."""
+    async def settled(self) -> bool:
+        """Wait (a minute at most) until every live utterance routed so far has a sink result
+        and the spool holds none: the backfill compares with the store only then, or it would
+        write again what is on its way there. False when that did not happen in time."""
         counts = self.router.counts
         routed = counts.finals + counts.partials
+
+        def pending() -> bool:
+            spooled = self._spooling is not None and self._spooling.backlog
+            return self._resolved < routed or bool(spooled)
+
         with trio.move_on_after(60):
-            while self._resolved < routed and not self.stopping:
+            while pending() and not self.stopping:
                 await self._progress.wait()
+        return not pending()
 
     def _reject(self, result: WriteResult) -> None:
         for rejected in result.rejected:
