@@ -117,6 +117,7 @@ class Backfiller:
         self.enabled: bool | None = None  # known once the permission probe answered
         self._rng = rng or random.Random()
         self._tried = trio.Event()
+        self._quiet_until = 0.0  # Trio clock: the API asked us (Retry-After) to hold off
 
     async def wait_empty(self) -> None:
         """Wait until no conversation is left to backfill (tests, the ``backfill`` command)."""
@@ -203,17 +204,19 @@ class Backfiller:
                     await changed.wait()
                 continue
             for job in due:
+                # One conversation's 429 holds them all: the rate limit is the client's.
+                await trio.sleep_until(self._quiet_until)
                 await self.attempt(job, write, settle)
                 self._tried.set()
                 self._tried = trio.Event()
 
     def _due(self, calls: Calls) -> list[Job]:
         followed = calls.conversations()
-        now = now_ms()
+        now = trio.current_time()
         return [
             job
             for job in list(self.queue.jobs.values())
-            if job.conversation_id not in followed and job.next_ms <= now
+            if job.conversation_id not in followed and job.next_at <= now
         ]
 
     async def attempt(
@@ -255,9 +258,11 @@ class Backfiller:
                 job, f"still not available after {self.settings.give_up_s:.0f} s: {why.reason}"
             )
             return
+        if why.retry_after_s is not None:
+            self._quiet_until = trio.current_time() + why.retry_after_s
         delay = next_delay(job.attempts, why.retry_after_s, self.settings.retry, self._rng)
         job.attempts += 1
-        job.next_ms = now + int(delay * 1000)
+        job.next_at = trio.current_time() + delay
         self.counts.retries += 1
         log.info(
             "post-call transcript of %s: %s; asking again in %.0f s",

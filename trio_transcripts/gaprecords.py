@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -54,14 +55,15 @@ class GapRecord(msgspec.Struct, frozen=True, gc=False):
 @dataclass
 class Job:
     """A conversation to backfill: its gaps, and when to try next (in memory only: after a
-    restart the attempts start over, the give-up clock from the first record does not)."""
+    restart the attempts start over; the give-up clock, from its first gap's start in epoch
+    ms, does not)."""
 
     conversation_id: str
     since_ms: int  # when its first open gap began
     windows: list[Window] = field(default_factory=list)
     communications: list[str] = field(default_factory=list)
     attempts: int = 0
-    next_ms: int = 0
+    next_at: float = -math.inf  # the Trio clock: when to try again
 
     def add(self, record: GapRecord) -> None:
         self.windows.append(Window(record.start_ms, record.end_ms))
