@@ -15,6 +15,7 @@ import trio
 from tests.pipeline import (
     pipeline_config,
     read_until_exit,
+    simulator_config,
     simulator_env,
     start_worker_process,
 )
@@ -23,6 +24,7 @@ from trio_transcripts.assemble import assemble
 from trio_transcripts.backfill import Backfiller
 from trio_transcripts.gaprecords import HEARTBEAT_FILE, QUEUE_FILE
 from trio_transcripts.lineproto import NS_PER_MS
+from trio_transcripts.sinks.influx import InfluxSettings
 from trio_transcripts.sources.notifications import NotificationsSource
 from trio_transcripts.testing.harness import run_until_accounted
 from trio_transcripts.testing.influxd import Influxd
@@ -276,3 +278,15 @@ async def stored_count(influxd: Influxd, database: str, count: int) -> None:
         except Exception:
             pass
         await trio.sleep(0.2)
+
+
+def test_no_backfill_where_the_store_cannot_be_read_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    info = {"login_url": "http://sim", "api_url": "http://sim", "conversation_ids": ["c"]}
+    v3 = InfluxSettings(url="http://db", database="d", token="t", api_version="v3")
+    worker = assemble(simulator_config(info, tmp_path, influx=v3))
+    assert worker.backfill is None
+    assert any("reading InfluxDB 3.x back" in r.getMessage() for r in caplog.records)
+    assert assemble(simulator_config(info, tmp_path)).backfill is not None, "the file: yes"
+    assert assemble(simulator_config(info, tmp_path, backfill=False)).backfill is None

@@ -10,6 +10,8 @@ source, its gap records in ``state_path``). The worker itself only runs what it 
 
 from __future__ import annotations
 
+import logging
+
 import trio
 
 from .auth import Credentials, TokenManager
@@ -23,13 +25,15 @@ from .retry import Backoff
 from .sinks import Sink
 from .sinks.deadletter import DeadLetters
 from .sinks.file import FileSink
-from .sinks.influx import InfluxSink
+from .sinks.influx import Api, InfluxSink
 from .sources import Source
 from .sources.fragment_stream import FragmentStreamSettings, FragmentStreamSource
 from .sources.notifications import NotificationsSettings, NotificationsSource
 from .spool import Spool, SpoolingSink
 from .stored import read_file, read_influx
 from .worker import Worker, WriteObserver
+
+log = logging.getLogger("trio_transcripts")
 
 
 def token_manager(config: Config) -> TokenManager | None:
@@ -100,8 +104,17 @@ def stored_lookup(config: Config) -> StoredLookup:
 
 
 def backfills(config: Config, tokens: TokenManager | None) -> bool:
-    """Whether ``config`` asks for the backfill and has what it needs (the Genesys API)."""
-    return config.backfill and not config.stream_url and tokens is not None and bool(config.api_url)
+    """Whether ``config`` asks for the backfill and has what it needs: the Genesys API, and a
+    store it can read back (``stored.py`` does not read InfluxDB 3.x yet: one line says so)."""
+    if not (config.backfill and not config.stream_url and tokens and config.api_url):
+        return False
+    if config.influx is not None and config.influx.api() is Api.V3:
+        log.warning(
+            "backfill off: it compares post-call transcripts with what is stored, and reading "
+            "InfluxDB 3.x back is not supported yet; gaps are logged and counted only"
+        )
+        return False
+    return True
 
 
 def assemble(
