@@ -36,9 +36,10 @@ import msgspec
 from .model import BACKFILL, LIVE, Utterance
 from .wire.transcript import Phrase, PostCallTranscript
 
-DELIVERY_LAG_MS = 60_000
+DELIVERY_LAG_MS = 120_000
 """How long after a phrase ends its final message may still be on its way: the platform's
-~35 s batching window, with room."""
+"usually about 35 seconds", with room for the unusual. A wider window costs nothing but a
+few more candidates, which the overlap rule then keeps from being written twice."""
 CLOCK_SLACK_MS = 10_000
 """How far the platform's clock may run ahead of ours."""
 
