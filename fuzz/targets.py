@@ -41,10 +41,12 @@ def fast_path_agrees(fast: object, tolerant: object) -> bool:
 
 def genesys(data: bytes) -> None:
     for frame in (data, data.decode("utf-8", errors="replace")):
-        event = parse_notification(frame)
-        fast = strict_transcription(frame)
-        assert fast is None or fast == event, "parse_notification ignored its fast path"
-        assert fast_path_agrees(fast, read_notification(frame)), "fast and tolerant differ"
+        for decorated in (False, True):
+            event = parse_notification(frame, decorated=decorated)
+            fast = strict_transcription(frame, decorated=decorated)
+            assert fast is None or fast == event, "parse_notification ignored its fast path"
+            tolerant = read_notification(frame, decorated=decorated)
+            assert fast_path_agrees(fast, tolerant), "fast and tolerant differ"
 
 
 def fragments(data: bytes) -> None:

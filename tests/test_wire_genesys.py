@@ -308,8 +308,9 @@ def test_the_fast_path_gives_the_tolerant_parsers_event_for_every_valid_message(
 
 def agrees_where_it_answers(frame: str | bytes) -> None:
     """The fast path never raises, and any event it gives is the tolerant parser's."""
-    fast = strict_transcription(frame)
-    assert fast_path_agrees(fast, read_notification(frame))
+    for decorated in (False, True):
+        fast = strict_transcription(frame, decorated=decorated)
+        assert fast_path_agrees(fast, read_notification(frame, decorated=decorated))
 
 
 json_values = st.recursive(
@@ -317,6 +318,36 @@ json_values = st.recursive(
     lambda children: st.lists(children) | st.dictionaries(st.text(), children),
     max_leaves=20,
 )
+
+
+@given(
+    transcription_messages(),
+    st.lists(st.none() | st.text(max_size=20) | st.integers(), min_size=4, max_size=4),
+)
+def test_decorated_text_where_asked_for_and_given_else_the_transcript(
+    case: tuple[dict[str, Any], list[Fragment]], decorations: list[Any]
+) -> None:
+    message, expected = case
+    transcripts = message["eventBody"]["transcripts"]
+    for transcript, decoration in zip(transcripts, decorations, strict=False):
+        if decoration is not None:
+            transcript["alternatives"][0]["decoratedTranscript"] = decoration
+    frame = json.dumps(message, ensure_ascii=False)
+    raw = parse_notification(frame)
+    assert isinstance(raw, Transcription) and list(raw.fragments) == expected
+    event = parse_notification(frame, decorated=True)
+    assert event == read_notification(frame, decorated=True)
+    agrees_where_it_answers(frame)
+    assert isinstance(event, Transcription)
+    readable = [
+        (t, f)
+        for t, f in zip(transcripts, expected, strict=True)
+        if not isinstance(t["alternatives"][0].get("decoratedTranscript", ""), int)
+    ]
+    assert [f.text for f in event.fragments] == [
+        t["alternatives"][0].get("decoratedTranscript") or f.text for t, f in readable
+    ]
+    assert len(event.problems) == len(transcripts) - len(readable), "a non-string is a problem"
 
 
 @given(st.binary() | st.text())

@@ -204,3 +204,17 @@ async def test_a_missing_permission_is_a_403_naming_it() -> None:
     path = "/api/v2/speechandtextanalytics/conversations/x/communications/y/transcripturls"
     status, body, _ = sim.handle_http("GET", path, auth, b"")
     assert status == 403 and b"recording:recording:view" in body
+
+
+def test_decorated_text_where_asked_for_and_given() -> None:
+    phrases = [
+        {"text": "twenty five", "decoratedText": "25", "startTimeMs": 1},
+        {"text": "no decoration", "startTimeMs": 2},
+        {"text": "empty one", "decoratedText": "", "startTimeMs": 3},
+    ]
+    body = json.dumps({"transcripts": [{"phrases": phrases}]})
+    raw = parse_transcript(body, "c", "m")
+    decorated = parse_transcript(body, "c", "m", decorated=True)
+    assert isinstance(raw, PostCallTranscript) and isinstance(decorated, PostCallTranscript)
+    assert [p.text for p in raw.phrases] == ["twenty five", "no decoration", "empty one"]
+    assert [p.text for p in decorated.phrases] == ["25", "no decoration", "empty one"]

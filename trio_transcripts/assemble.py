@@ -66,6 +66,7 @@ def configured_source(
         keepalive_s=config.keepalive_s,
         silence_margin_s=config.silence_margin_s,
         liveness_check_s=min(30.0, config.keepalive_s / 10),
+        decorated_text=config.text == "decorated",
     )
     return NotificationsSource(settings, tokens, on_gap=gaps.record if gaps is not None else None)
 
@@ -138,6 +139,7 @@ def assemble(
                 give_up_s=config.backfill_give_up_s,
                 retry=Backoff(base_s=config.backfill_retry_s, cap_s=1_800.0),
                 check_s=min(5.0, config.backfill_retry_s),
+                decorated_text=config.text == "decorated",
             ),
         )
     return Worker(

@@ -77,6 +77,7 @@ class BackfillSettings:
     check_s: float = 5.0  # how often due jobs are looked for (a new gap wakes it at once)
     heartbeat_s: float = 10.0
     url_attempts: int = 3  # fresh URLs asked for when the ones in hand expired
+    decorated_text: bool = False  # a phrase's decoratedText where given (``--text``)
 
 
 @dataclass
@@ -249,6 +250,7 @@ class Backfiller:
             job.communications,
             self.counts,
             self.settings.url_attempts,
+            decorated=self.settings.decorated_text,
         )
 
     def _later(self, job: Job, why: NotYet) -> None:
@@ -311,6 +313,8 @@ async def fetch_transcripts(
     communications: list[str],
     counts: BackfillCounts,
     url_attempts: int = 3,
+    *,
+    decorated: bool = False,
 ) -> list[PostCallTranscript] | NotYet | Refused:
     """Every transcript of a conversation's communications; when none is known (a restart
     gap of a call never heard, the ``backfill`` command), analytics names them, and they are
@@ -341,7 +345,9 @@ async def fetch_transcripts(
                 if isinstance(document, NotYet | Refused):
                     return document
                 assert document is not None
-                parsed = parse_transcript(document, conversation_id, communication)
+                parsed = parse_transcript(
+                    document, conversation_id, communication, decorated=decorated
+                )
                 if isinstance(parsed, Malformed):
                     return Refused(f"transcript of {communication}: {parsed.reason}")
                 for problem in parsed.problems:

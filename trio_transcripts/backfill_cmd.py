@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the file sink's file, when INFLUX_URL is not set (default: %(default)s)",
     )
     parser.add_argument("--dead-letter", type=Path, default=Path("deadletter.jsonl"))
+    parser.add_argument(
+        "--text", choices=["raw", "decorated"], default="raw", help="as run's --text"
+    )
     parser.add_argument("--env-file", type=Path, default=Path(".env"))
     parser.add_argument("--config", type=Path, metavar="FILE")
 
@@ -67,7 +70,11 @@ def instant_ms(text: str, now_ms: int) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    tuning = {"output_path": args.output, "dead_letter_path": args.dead_letter}
+    tuning = {
+        "output_path": args.output,
+        "dead_letter_path": args.dead_letter,
+        "text": args.text,
+    }
     config = load_config(
         env_file=args.env_file, config_file=args.config, tuning=tuning, source_required=False
     )
@@ -146,7 +153,10 @@ async def one_call(
     communications: list[str],
     counts: BackfillCounts,
 ) -> str:
-    transcripts = await fetch_transcripts(client, conversation, communications, counts)
+    decorated = config.text == "decorated"
+    transcripts = await fetch_transcripts(
+        client, conversation, communications, counts, decorated=decorated
+    )
     if isinstance(transcripts, NotYet):
         return f"not available yet ({transcripts.reason}); run again later"
     if isinstance(transcripts, Refused):

@@ -73,6 +73,7 @@ class Config(WorkerSettings):
     backfill_give_up_s: float = 86_400.0
     backfill_retry_s: float = 30.0  # the first wait for a transcript not there yet, doubling
     keepalive_s: float = 300.0  # the platform's per-session keepalive (liveness.py)
+    text: str = "raw"  # "decorated": the platform's decoratedTranscript where it gives one
     silence_margin_s: float = 60.0  # silent this much past it: the session ended unseen
 
     @property

@@ -106,6 +106,13 @@ def add_worker_flags(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="stop asking for a post-call transcript this long after its gap (default: 24 h)",
     )
+    parser.add_argument(
+        "--text",
+        choices=["raw", "decorated"],
+        default="raw",
+        help="which text to store: the recognised words (raw), or the platform's decorated "
+        "form where it gives one (see the README's schema) (default: %(default)s)",
+    )
     # The platform's session keepalive and the first backfill retry, scaled down by tests.
     parser.add_argument("--session-keepalive", type=float, default=300.0, help=argparse.SUPPRESS)
     parser.add_argument("--backfill-retry", type=float, default=30.0, help=argparse.SUPPRESS)
@@ -136,6 +143,7 @@ def tuning(args: argparse.Namespace) -> dict[str, object]:
         "state_dir": args.state_dir,
         "backfill_give_up_s": args.backfill_give_up,
         "keepalive_s": args.session_keepalive,
+        "text": args.text,
         "backfill_retry_s": args.backfill_retry,
     }
 

@@ -109,6 +109,7 @@ class NotificationsSettings:
     keepalive_s: float = KEEPALIVE_MS / 1000  # the platform's, per transcription session
     silence_margin_s: float = MARGIN_MS / 1000  # silent this much past it: the session ended
     liveness_check_s: float = 30.0
+    decorated_text: bool = False  # store decoratedTranscript where given (``wire/genesys.py``)
 
 
 class _ChannelLost(Exception):
@@ -608,6 +609,7 @@ class NotificationsSource:
     ) -> SocketEnd:
         """Read until the socket is done for, and say why."""
         superseded_at: float | None = None
+        decorated = self.settings.decorated_text
         emit = self._emit
         assert emit is not None, "run() sets it before any socket opens"
         try:
@@ -618,7 +620,7 @@ class NotificationsSource:
                     if message is None:
                         return SocketEnd.REPLACED if superseded_at is not None else SocketEnd.DEAD
                 channel.heard_at = trio.current_time()
-                event = parse_notification(message)
+                event = parse_notification(message, decorated=decorated)
                 if isinstance(event, Transcription):
                     conversation = event.conversation_id
                     self.liveness.heard(conversation, int(channel.heard_at * 1000))

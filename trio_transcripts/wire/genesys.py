@@ -181,16 +181,21 @@ NotificationEvent = (
 
 
 def parse_notification(
-    frame: str | bytes, *, max_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    frame: str | bytes, *, max_bytes: int = DEFAULT_MAX_FRAME_BYTES, decorated: bool = False
 ) -> NotificationEvent:
     """Parse one Notifications WebSocket frame: a well-formed transcription message by the
-    fast path (:func:`strict_transcription`), anything else by :func:`read_notification`."""
-    event = strict_transcription(frame, max_bytes=max_bytes)
-    return event if event is not None else read_notification(frame, max_bytes=max_bytes)
+    fast path (:func:`strict_transcription`), anything else by :func:`read_notification`.
+
+    ``decorated``: a fragment's text is the alternative's ``decoratedTranscript`` where it
+    has one (not empty), else its ``transcript`` (the default: see the README's schema)."""
+    event = strict_transcription(frame, max_bytes=max_bytes, decorated=decorated)
+    if event is not None:
+        return event
+    return read_notification(frame, max_bytes=max_bytes, decorated=decorated)
 
 
 def strict_transcription(
-    frame: str | bytes, *, max_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    frame: str | bytes, *, max_bytes: int = DEFAULT_MAX_FRAME_BYTES, decorated: bool = False
 ) -> Transcription | None:
     """A transcription message decoded by its schema (:mod:`.schema`), or ``None`` when the
     frame is anything else or anything about it is off; then :func:`read_notification`
@@ -225,7 +230,7 @@ def strict_transcription(
         text, confidence, offset, duration = "", None, None, None
         if item.alternatives:
             first = item.alternatives[0]
-            text = first.transcript or ""
+            text = (decorated and first.decorated_transcript) or first.transcript or ""
             confidence, offset, duration = first.confidence, first.offset_ms, first.duration_ms
         start = base + offset if base is not None and offset is not None else None
         end = start + max(duration, 0) if start is not None and duration is not None else None
@@ -258,7 +263,7 @@ def strict_transcription(
 
 
 def read_notification(
-    frame: str | bytes, *, max_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    frame: str | bytes, *, max_bytes: int = DEFAULT_MAX_FRAME_BYTES, decorated: bool = False
 ) -> NotificationEvent:
     """The tolerant parser: any frame, to an event, a precise ``Malformed``, or ``problems``
     for the transcripts that cannot be read."""
@@ -279,7 +284,7 @@ def read_notification(
     body = body if body is not None else {}
 
     if match := TRANSCRIPTION_TOPIC.match(topic):
-        return _transcription(match.group(1), body, frame)
+        return _transcription(match.group(1), body, frame, decorated)
     if topic == HEARTBEAT_TOPIC:
         message = body.get("message")
         if message == "WebSocket Heartbeat":
@@ -336,7 +341,7 @@ def _queue_conversation(
 
 
 def _transcription(
-    topic_conversation_id: str, body: JsonObject, frame: str | bytes
+    topic_conversation_id: str, body: JsonObject, frame: str | bytes, decorated: bool
 ) -> Transcription | Malformed:
     r = FieldReader(body, "eventBody")
     communication_id = r.text("communicationId")
@@ -359,7 +364,13 @@ def _transcription(
     problems: list[str] = []
     for index, item in enumerate(transcripts or ()):
         parsed = _fragment(
-            item, index, topic_conversation_id, communication_id, session_start, transcription_start
+            item,
+            index,
+            topic_conversation_id,
+            communication_id,
+            session_start,
+            transcription_start,
+            decorated,
         )
         if isinstance(parsed, Fragment):
             fragments.append(parsed)
@@ -384,6 +395,7 @@ def _fragment(
     communication_id: str | None,
     session_start: int | None,
     transcription_start: int | None,
+    decorated: bool,
 ) -> Fragment | str:
     """One ``TranscriptResult`` as a fragment, or a one-line reason it cannot be one."""
     where = f"eventBody.transcripts[{index}]"
@@ -402,6 +414,8 @@ def _fragment(
         if isinstance(first, dict):
             alt = FieldReader(first, f"{where}.alternatives[0]")
             text = alt.text("transcript") or ""
+            if decorated:
+                text = alt.text("decoratedTranscript") or text
             confidence = alt.number("confidence")
             offset = alt.integer("offsetMs")
             duration = alt.integer("durationMs")

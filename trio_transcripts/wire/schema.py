@@ -28,6 +28,7 @@ import msgspec
 
 class Alternative(msgspec.Struct, rename="camel", gc=False):
     transcript: str | None = None
+    decorated_transcript: str | None = None
     confidence: float | None = None
     offset_ms: int | None = None
     duration_ms: int | None = None

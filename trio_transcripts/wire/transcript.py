@@ -85,12 +85,13 @@ def parse_transcript_urls(body: bytes | str) -> list[str] | Malformed:
 
 
 def parse_transcript(
-    body: bytes | str, conversation_id: str, communication_id: str
+    body: bytes | str, conversation_id: str, communication_id: str, *, decorated: bool = False
 ) -> PostCallTranscript | Malformed:
     """One transcript document (``transcripts[].phrases[]``) as phrases in time order.
 
     ``conversation_id``/``communication_id`` are what was asked for; a document naming
-    another conversation is malformed (a URL mixed up is worse than none).
+    another conversation is malformed (a URL mixed up is worse than none). ``decorated``: a
+    phrase's text is its ``decoratedText`` where it has one, as the live path's ``--text``.
     """
     value = _load(body)
     if isinstance(value, Malformed):
@@ -112,7 +113,7 @@ def parse_transcript(
             problems.append(f"transcripts[{t}] has no list of phrases")
             continue
         for position, item in enumerate(items):
-            phrase = _phrase(item, position)
+            phrase = _phrase(item, position, decorated)
             if isinstance(phrase, str):
                 problems.append(f"transcripts[{t}].phrases[{position}]: {phrase}")
             else:
@@ -121,10 +122,12 @@ def parse_transcript(
     return PostCallTranscript(conversation_id, communication_id, tuple(phrases), tuple(problems))
 
 
-def _phrase(item: object, position: int) -> Phrase | str:
+def _phrase(item: object, position: int, decorated: bool) -> Phrase | str:
     if not isinstance(item, dict):
         return "not an object"
     text = item.get("text")
+    if decorated and isinstance(item.get("decoratedText"), str) and item["decoratedText"]:
+        text = item["decoratedText"]
     if not isinstance(text, str) or not text:
         return "no text"
     start = item.get("startTimeMs")
