@@ -44,10 +44,11 @@ def test_one_shared_millisecond_overlaps() -> None:
     assert overlaps(1_999, 3_000, 1_000, 2_000)
 
 
-def test_the_same_start_overlaps_even_when_empty() -> None:
+def test_an_empty_interval_is_the_instant_it_starts_at() -> None:
     assert overlaps(1_000, 1_000, 1_000, 1_000)
     assert overlaps(1_000, 1_000, 1_000, 5_000)
-    assert not overlaps(1_000, 1_000, 999, 1_000), "an empty interval at the other's end"
+    assert overlaps(1_001, 1_001, 1_000, 1_002), "inside the other"
+    assert not overlaps(1_000, 1_000, 999, 1_000), "at the other's end, which is not in it"
 
 
 def test_only_a_live_final_of_the_same_speaker_covers() -> None:
@@ -68,9 +69,12 @@ intervals = st.tuples(st.integers(0, 10_000), st.integers(0, 5_000)).map(
 def test_overlap_is_symmetric_and_means_a_shared_millisecond(
     a: tuple[int, int], b: tuple[int, int]
 ) -> None:
+    def instants(interval: tuple[int, int]) -> set[int]:
+        start, end = interval
+        return set(range(start, end)) if end > start else {start}  # an empty one: its start
+
     assert overlaps(*a, *b) == overlaps(*b, *a)
-    shared = set(range(*a)) & set(range(*b))
-    assert overlaps(*a, *b) == (bool(shared) or a[0] == b[0])
+    assert overlaps(*a, *b) == bool(instants(a) & instants(b))
 
 
 # --- windows --------------------------------------------------------------------------

@@ -14,10 +14,10 @@ backfill writes (``backfill.py`` does the I/O):
 2. **Not stored already.** A candidate is skipped when the store holds
 
    * a *live final* utterance of the same conversation and speaker whose time overlaps the
-     phrase's (half-open intervals: ``[a, b)`` and ``[c, d)`` overlap when ``a < d`` and
-     ``c < b``; two that start in the same millisecond overlap even when empty). Touching
-     is not overlapping: a live utterance ending at the millisecond the phrase starts does
-     not cover it. A *partial* never covers a phrase: its text is incomplete, so the complete
+     phrase's: they share a millisecond, as half-open intervals (``[a, b)`` and ``[c, d)``
+     overlap when ``a < d`` and ``c < b``), an empty one standing for the instant it starts
+     at. Touching is not overlapping: a live utterance ending at the millisecond the phrase
+     starts does not cover it. A *partial* never covers a phrase: its text is incomplete, so the complete
      phrase is written beside it (``final=true`` finds one row per utterance);
    * or the phrase's own backfill row (the same :func:`backfill_id`): a backfill repeated
      writes nothing.
@@ -81,7 +81,7 @@ def backfill_id(communication_id: str, start_ms: int, index: int) -> str:
 
 
 def overlaps(a_start: int, a_end: int, b_start: int, b_end: int) -> bool:
-    """Half-open intervals that share a millisecond, or start in the same one."""
+    """Half-open intervals that share a millisecond; an empty one is its start instant."""
     return a_start == b_start or (a_start < b_end and b_start < a_end)
 
 
