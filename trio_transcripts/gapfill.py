@@ -17,8 +17,9 @@ backfill writes (``backfill.py`` does the I/O):
      phrase's: they share a millisecond, as half-open intervals (``[a, b)`` and ``[c, d)``
      overlap when ``a < d`` and ``c < b``), an empty one standing for the instant it starts
      at. Touching is not overlapping: a live utterance ending at the millisecond the phrase
-     starts does not cover it. A *partial* never covers a phrase: its text is incomplete, so the complete
-     phrase is written beside it (``final=true`` finds one row per utterance);
+     starts does not cover it. A *partial* never covers a phrase: its text is incomplete,
+     so the complete phrase is written beside it (``final=true`` finds one row per
+     utterance);
    * or the phrase's own backfill row (the same :func:`backfill_id`): a backfill repeated
      writes nothing.
 
