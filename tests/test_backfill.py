@@ -24,6 +24,7 @@ from trio_transcripts.assemble import assemble
 from trio_transcripts.backfill import Backfiller
 from trio_transcripts.gaprecords import HEARTBEAT_FILE, QUEUE_FILE
 from trio_transcripts.lineproto import NS_PER_MS
+from trio_transcripts.sinks.file import FileSink
 from trio_transcripts.sinks.influx import InfluxSettings
 from trio_transcripts.sources.notifications import NotificationsSource
 from trio_transcripts.testing.harness import run_until_accounted
@@ -290,3 +291,5 @@ def test_no_backfill_where_the_store_cannot_be_read_back(
     assert any("reading InfluxDB 3.x back" in r.getMessage() for r in caplog.records)
     assert assemble(simulator_config(info, tmp_path)).backfill is not None, "the file: yes"
     assert assemble(simulator_config(info, tmp_path, backfill=False)).backfill is None
+    own = FileSink(tmp_path / "theirs.lp")  # a caller's own store: not read back
+    assert assemble(simulator_config(info, tmp_path), store=own).backfill is None

@@ -125,7 +125,12 @@ def assemble(
     when configured, still goes around it); ``observer`` is told of every write (metrics)."""
     tokens = token_manager(config)
     dead_letters = DeadLetters(config.dead_letter_path, schema=config.schema)
-    gaps = BackfillQueue(config.state_path) if backfills(config, tokens) else None
+    # The backfill compares with what is stored, so only a store it can read back: the
+    # configured one, not a caller's own (a channel of utterances, a sink of theirs).
+    own_store = store is not None and config.backfill and not config.stream_url
+    if own_store:
+        log.info("backfill off: the store is the caller's own, and cannot be read back")
+    gaps = BackfillQueue(config.state_path) if not own_store and backfills(config, tokens) else None
     source = configured_source(config, tokens, gaps)
     backfill = None
     if gaps is not None and tokens is not None and isinstance(source, NotificationsSource):
