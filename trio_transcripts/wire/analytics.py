@@ -88,7 +88,10 @@ def _call(item: object) -> CallRecord | None:
     communications: list[str] = []
     participants = item.get("participants")
     for participant in participants if isinstance(participants, list) else []:
-        if not isinstance(participant, dict) or participant.get("purpose") not in CUSTOMER_PURPOSES:
+        if not isinstance(participant, dict):
+            continue
+        purpose = participant.get("purpose")
+        if not isinstance(purpose, str) or purpose not in CUSTOMER_PURPOSES:
             continue
         sessions = participant.get("sessions")
         for session in sessions if isinstance(sessions, list) else []:
