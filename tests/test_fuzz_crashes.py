@@ -23,3 +23,9 @@ def test_there_are_crash_inputs_to_replay() -> None:
 def test_crash_input_no_longer_crashes(path: Path) -> None:
     target = TARGETS[path.name.split("-", 1)[0]]
     target(path.read_bytes())
+
+
+def test_the_runner_names_every_target() -> None:
+    from fuzz.run import NAMES
+
+    assert tuple(TARGETS) == NAMES, "fuzz/run.py's NAMES is the list CI runs"
