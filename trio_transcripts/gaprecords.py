@@ -131,7 +131,6 @@ class BackfillQueue:
         self.path = self.state_dir / QUEUE_FILE
         self.jobs: dict[str, Job] = {}
         self.changed = trio.Event()
-        self._loaded = False
 
     def load(self) -> dict[str, Job]:
         """Read the file, keep what is open, and rewrite it with only that (atomically)."""
@@ -153,7 +152,6 @@ class BackfillQueue:
         jobs = fold(records)
         self.jobs.update(jobs)
         self._rewrite()
-        self._loaded = True
         return jobs
 
     def record(self, gaps: Sequence[GapRecord]) -> None:
