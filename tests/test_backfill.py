@@ -27,7 +27,6 @@ from trio_transcripts.lineproto import NS_PER_MS
 from trio_transcripts.sinks.file import FileSink
 from trio_transcripts.sinks.influx import InfluxSettings
 from trio_transcripts.sources.notifications import NotificationsSource
-from trio_transcripts.testing.harness import run_until_accounted
 from trio_transcripts.testing.influxd import Influxd
 from trio_transcripts.testing.simulator import Faults, SimConfig, Simulator
 from trio_transcripts.worker import Worker
@@ -156,9 +155,17 @@ async def test_a_missing_permission_turns_the_backfill_off_with_one_line(
     async with trio.open_nursery() as nursery:
         info = await nursery.start(sim.run)
         worker = assemble(pipeline_config(info, tmp_path, influxd, database, **QUICK))
-        await run_until_accounted(worker, sim)
+        async with trio.open_nursery() as running:
+            await running.start(worker.run)
+            assert worker.backfill is not None
+            with trio.fail_after(30):
+                await worker.backfill.probed.wait()
+                await sim.done.wait()
+                while worker.account.persisted < len(sim.truth) or not worker.idle():
+                    await worker.wait_progress()
+            worker.stop()
         nursery.cancel_scope.cancel()
-    assert worker.backfill is not None and worker.backfill.enabled is False
+    assert worker.backfill.enabled is False
     lines = [r for r in caplog.records if "backfill off" in r.getMessage()]
     assert len(lines) == 1 and lines[0].levelname == "ERROR"
     assert "recording:recording:view" in lines[0].getMessage()

@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
+import pytest
 import trio
 import trio.testing
 
 from trio_transcripts.backfill import Backfiller, BackfillSettings
+from trio_transcripts.errors import FatalError
 from trio_transcripts.gapfill import StoredUtterance
 from trio_transcripts.gaprecords import SOCKET_LOST, BackfillQueue, GapRecord, now_ms
 from trio_transcripts.model import Utterance
@@ -129,3 +131,14 @@ async def test_a_rate_limit_holds_every_conversation_back(
     assert asked_at[1] >= asked_at[0] + 7, "the next conversation waited for the Retry-After"
     assert len(store.written) == sum(len(c.utterances) for c in sim.calls)
     assert task.counts.retries == 1 and task.counts.conversations == 2
+
+
+async def test_a_state_directory_that_cannot_be_used_is_a_clear_fatal_error(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "state").write_text("a file where the directory should be")
+    sim = Simulator(SimConfig(calls=1))
+    store = Store()
+    task = backfiller(tmp_path, sim_transport(sim), store)
+    with pytest.raises(FatalError, match=r"state directory .*state.* cannot be used"):
+        await task.run(store.write, settled)

@@ -116,6 +116,7 @@ class Backfiller:
         self.heartbeat = Heartbeat(queue.state_dir)
         self.counts = BackfillCounts()
         self.enabled: bool | None = None  # known once the permission probe answered
+        self.probed = trio.Event()
         self._rng = rng or random.Random()
         self._tried = trio.Event()
         self._quiet_until = 0.0  # Trio clock: the API asked us (Retry-After) to hold off
@@ -134,23 +135,31 @@ class Backfiller:
     ) -> None:
         """Record the restart gap, beat, and fill gaps until cancelled."""
         calls = self.calls
-        self.queue.load()
-        self._restart_gap(calls)
-        refused = await self.client.may_read_transcripts()
-        self.enabled = refused is None
-        if refused is not None:
-            log.error(
-                "backfill off: the OAuth client may not read post-call transcripts (it needs "
-                "%s, and Speech and Text Analytics): %s. Gaps are still recorded in %s",
-                TRANSCRIPT_PERMISSIONS,
-                refused.reason,
-                self.queue.path,
-            )
-        task_status.started()
+        try:
+            self.queue.load()
+            self._restart_gap(calls)
+        except OSError as exc:
+            raise FatalError(
+                f"the state directory {self.queue.state_dir} (gap records, --state-dir) cannot "
+                f"be used: {exc}"
+            ) from exc
+        task_status.started()  # the probe below may wait on the API: the worker goes on
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._beat, calls)
-                if self.enabled:
+                refused = await self.client.may_read_transcripts()
+                self.enabled = refused is None
+                self.probed.set()
+                if refused is not None:
+                    log.error(
+                        "backfill off: the OAuth client may not read post-call transcripts (it "
+                        "needs %s, and Speech and Text Analytics): %s. Gaps are still recorded "
+                        "in %s",
+                        TRANSCRIPT_PERMISSIONS,
+                        refused.reason,
+                        self.queue.path,
+                    )
+                else:
                     nursery.start_soon(self._fill, calls, write, settle)
         finally:
             self._beat_once(calls)
