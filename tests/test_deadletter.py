@@ -46,3 +46,27 @@ async def test_put_waits_while_the_queue_is_past_its_bound(tmp_path: Path) -> No
         assert dead.pending == 1 and dead.counts == {"frame": 1}
         await dead.flush()
     assert len(read_dead_letters(tmp_path / "dead.jsonl")) == 2
+
+
+async def test_a_cancelled_put_queued_nothing_and_a_completed_one_is_not_cancelled(
+    tmp_path: Path,
+) -> None:
+    letters = DeadLetters(tmp_path / "dead.jsonl")
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await letters.put("frame", "one\n")
+    assert scope.cancelled_caught and letters.pending == 0, "cancelled means not queued"
+    with trio.CancelScope() as scope:
+        await letters.put("frame", "two\n")
+        scope.cancel()  # after it returned: it did queue, and said so
+    assert letters.pending == 1
+    # What the worker does with a cancelled put: it queues the record itself, once.
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        try:
+            await letters.put("frame", "three\n")
+        except trio.Cancelled:
+            letters.put_nowait("frame", "three\n")
+            raise
+    await letters.flush()
+    assert (tmp_path / "dead.jsonl").read_text() == "two\nthree\n"

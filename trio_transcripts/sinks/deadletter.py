@@ -108,11 +108,20 @@ class DeadLetters:
         self._queued.set()
 
     async def put(self, kind: str, line: str) -> None:
-        """Queue a record; wait while the queue is past its bound (the disk is behind)."""
+        """Queue a record; wait while the queue is past its bound (the disk is behind).
+
+        Cancelled means not queued: the cancellation point comes before the record is
+        queued, never after (as ``BackpressureQueue.put``). The worker re-queues what a
+        cancelled ``put`` did not take, so a record queued and then reported cancelled was
+        written twice (``tests/test_deadletter.py``)."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        parked = False
         while self._pending and self._pending_bytes >= self.max_pending_bytes:
+            parked = True
             await self._room.park()
         self.put_nowait(kind, line)
-        await trio.lowlevel.checkpoint()
+        if not parked:
+            await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def frame(self, frame: str | bytes, reason: str, source: str) -> None:
         await self.put("frame", frame_line(frame, reason, source))
