@@ -24,7 +24,7 @@ from .backfill import BackfillCounts, fetch_transcripts, fill
 from .config import Config, load_config
 from .errors import ConfigError, FatalError
 from .postcall import NotYet, PostCallClient, Refused
-from .show import DURATION, UNIT_S
+from .show import DURATION, UNIT_S, add_store_arguments
 from .sinks import Sink
 from .sinks.deadletter import DeadLetters
 from .wire.analytics import DetailsPage, details_query
@@ -44,18 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--since", metavar="T", help="window start: ISO-8601, epoch ms, or an age such as 2h"
     )
     parser.add_argument("--until", metavar="T", help="window end (default: now)")
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=Path("transcripts.lp"),
-        help="the file sink's file, when INFLUX_URL is not set (default: %(default)s)",
-    )
     parser.add_argument("--dead-letter", type=Path, default=Path("deadletter.jsonl"))
     parser.add_argument(
         "--text", choices=["raw", "decorated"], default="raw", help="as run's --text"
     )
-    parser.add_argument("--env-file", type=Path, default=Path(".env"))
-    parser.add_argument("--config", type=Path, metavar="FILE")
+    add_store_arguments(parser)
 
 
 def instant_ms(text: str, now_ms: int) -> int:

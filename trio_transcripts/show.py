@@ -39,6 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("conversation_id", nargs="?", metavar="CONVERSATION_ID")
     parser.add_argument("--since", metavar="DURATION", help="e.g. 30m, 1h, 7d")
     parser.add_argument("--format", choices=["text", "jsonl"], default="text")
+    add_store_arguments(parser)
+
+
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where ``run`` stored, as ``run`` is told (``show`` and ``backfill`` read it back)."""
     parser.add_argument(
         "--output",
         type=Path,

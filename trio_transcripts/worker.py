@@ -246,29 +246,25 @@ class Worker:
             self.dead_letters.utterances_nowait(utterances, reason)
             self.ledger.set_aside(len(utterances), why)
 
-    def _record(self, result: WriteResult, batch: Sequence[Utterance]) -> None:
-        """Account for one write; synchronous, so no cancellation falls between."""
+    def _record(
+        self, result: WriteResult, batch: Sequence[Utterance], *, backfill: bool = False
+    ) -> None:
+        """Account for one write; synchronous, so no cancellation falls between. (A batch the
+        sink answered wrongly for is the caller's to set aside: the writer dead-letters it,
+        the backfill leaves its conversation in the queue for the next start.)"""
         problem = Ledger.problem(result, len(batch))
         if problem is not None:
             raise FatalSinkError(
-                f"the sink {self.sink.describe()} {problem}: a bug in the sink; the batch is "
-                f"set aside",
-                batch,
+                f"the sink {self.sink.describe()} {problem}: a bug in the sink", batch
             )
-        self.ledger.written(result)
+        self.ledger.written(result, backfill=backfill)
         self._reject(result)
 
     async def write_backfill(self, batch: Sequence[Utterance]) -> WriteResult:
         """The backfill's batch into the sink, between the writer's, accounted as backfill."""
         async with self._sink_turn:
             result = await self.sink.write(batch)
-        problem = Ledger.problem(result, len(batch))
-        if problem is not None:
-            raise FatalSinkError(
-                f"the sink {self.sink.describe()} {problem}: a bug in the sink", batch
-            )
-        self.ledger.written(result, backfill=True)
-        self._reject(result)
+        self._record(result, batch, backfill=True)
         self._made_progress()
         return result
 

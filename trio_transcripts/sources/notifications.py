@@ -229,11 +229,15 @@ class NotificationsSource:
         now = int(trio.current_time() * 1000)
         for conversation, communications in conversations.items():
             self.liveness.heard(conversation, now)
-            known = self._communications.get(conversation, ())
-            self._communications[conversation] = (
-                *known,
-                *(c for c in communications if c not in known),
-            )
+            self._know(conversation, communications)
+
+    def _know(self, conversation_id: str, communications: Sequence[str]) -> None:
+        """Remember communication ids of a conversation (for its gap records), each once."""
+        known = self._communications.get(conversation_id, ())
+        self._communications[conversation_id] = (
+            *known,
+            *(c for c in communications if c not in known),
+        )
 
     def communications(self, conversation_id: str) -> tuple[str, ...]:
         """The communication ids the conversation's messages named so far."""
@@ -626,10 +630,7 @@ class NotificationsSource:
                     self.liveness.heard(conversation, int(channel.heard_at * 1000))
                     communication = event.communication_id
                     if communication and communication not in self.communications(conversation):
-                        self._communications[conversation] = (
-                            *self.communications(conversation),
-                            communication,
-                        )
+                        self._know(conversation, (communication,))
                     await emit(event, message)
                     if event.session_ended:
                         self.remove_conversation(event.conversation_id)
