@@ -122,6 +122,7 @@ async def test_three_shards_store_each_utterance_once(
             changes: dict[str, object] = {
                 "shard": Shard(index, 3),
                 "dead_letter_path": tmp_path / f"dead-{index}.jsonl",
+                "state_dir": tmp_path / f"state-{index}",  # each its own, as under --workers
             }
             if discovery:
                 changes |= {"conversation_ids": (), "queue_ids": (queue,)}
