@@ -22,13 +22,15 @@ from tests.pipeline import (
 from trio_transcripts import backfill_cmd
 from trio_transcripts.assemble import assemble
 from trio_transcripts.backfill import Backfiller
-from trio_transcripts.gaprecords import HEARTBEAT_FILE, QUEUE_FILE
+from trio_transcripts.gaprecords import QUEUE_FILE, now_ms
+from trio_transcripts.journal import JOURNAL_FILE
 from trio_transcripts.lineproto import NS_PER_MS
 from trio_transcripts.sinks.file import FileSink
 from trio_transcripts.sinks.influx import InfluxSettings
 from trio_transcripts.sources.notifications import NotificationsSource
 from trio_transcripts.testing.influxd import Influxd
 from trio_transcripts.testing.simulator import Faults, SimConfig, Simulator
+from trio_transcripts.wire.instants import iso_of
 from trio_transcripts.worker import Worker
 
 # Short calls in real time: the platform's frames go out when their moment comes, so the
@@ -224,7 +226,7 @@ async def test_the_command_finds_a_queues_calls_through_the_details_query(
         await sim.done.wait()
         config = pipeline_config(info, tmp_path, influxd, database)
         # The simulator's calls start a second apart from now on: the window reaches past them.
-        args = command_args(queue="q-1", since="1h", until="2100-01-01T00:00:00Z")
+        args = command_args(queue="q-1", since="1h", until=iso_of(now_ms() + 3_600_000))
         assert await backfill_cmd.backfill(config, args) == 0
         nursery.cancel_scope.cancel()
     assert "queue q-1: 3 of 3 call(s)" in capsys.readouterr().err
@@ -247,7 +249,7 @@ async def test_a_worker_killed_mid_call_backfills_that_window_after_restart(
         env = {**simulator_env(info), "INFLUX_URL": influxd.url, "INFLUX_DATABASE": database}
         first = await start_worker_process(nursery, *args, env=env, cwd=tmp_path)
         with trio.fail_after(60):
-            await heartbeat_written(tmp_path / "state" / HEARTBEAT_FILE)
+            await heard_once(tmp_path / "state" / JOURNAL_FILE)
         first.kill()  # no shutdown, no last heartbeat: a crash
         await first.wait()
         await until_sent(sim, 4)  # calls go on, unheard: their frames are lost
@@ -264,9 +266,12 @@ async def test_a_worker_killed_mid_call_backfills_that_window_after_restart(
     assert any(t.get("lost") for t in sim.truth) and len(backfilled) >= 1
 
 
-async def heartbeat_written(path: Path) -> None:
-    """Poll: the worker is another process (no event reaches this one)."""
-    while not await trio.Path(path).exists():  # noqa: ASYNC110 - another process writes it
+async def heard_once(path: Path) -> None:
+    """Poll until the journal says a conversation was heard: the worker is another process
+    (no event reaches this one)."""
+    while not (  # noqa: ASYNC110 - another process writes it
+        await trio.Path(path).exists() and '"heard"' in await trio.Path(path).read_text()
+    ):
         await trio.sleep(0.1)
 
 

@@ -13,9 +13,12 @@ import trio
 import trio.testing
 
 from trio_transcripts.backfill import Backfiller, BackfillSettings
+from trio_transcripts.completeness import Completeness
+from trio_transcripts.coverage import Gap, Why
 from trio_transcripts.errors import FatalError
 from trio_transcripts.gapfill import StoredUtterance
-from trio_transcripts.gaprecords import SOCKET_LOST, BackfillQueue, GapRecord, now_ms
+from trio_transcripts.gaprecords import BackfillQueue, now_ms
+from trio_transcripts.journal import Journal
 from trio_transcripts.model import Utterance
 from trio_transcripts.postcall import PostCallClient
 from trio_transcripts.retry import Backoff
@@ -41,11 +44,11 @@ class NoCalls:
     def conversations(self) -> set[str]:
         return set()
 
-    def communications(self, conversation_id: str) -> tuple[str, ...]:
-        return ()
+    def add_conversation(self, conversation_id: str) -> None:
+        raise AssertionError("nothing is carried over here")
 
-    def resume(self, conversations: dict[str, list[str]]) -> None:
-        pass
+    def remove_conversation(self, conversation_id: str) -> None:
+        raise AssertionError("nothing is followed here")
 
 
 class Store:
@@ -69,7 +72,7 @@ def backfiller(
 ) -> Backfiller:
     client = PostCallClient("http://api", Tokens(), transport=transport)  # type: ignore[arg-type]
     return Backfiller(
-        BackfillQueue(tmp_path / "state"),
+        Completeness(BackfillQueue(tmp_path / "state"), Journal(tmp_path / "state")),
         client,
         store.lookup,
         DeadLetters(tmp_path / "dead.jsonl"),
@@ -85,9 +88,9 @@ async def test_a_transcript_never_available_is_given_up_with_a_dead_letter(
     call = sim.calls[0]
     store = Store()
     task = backfiller(tmp_path, sim_transport(sim), store, give_up_s=0.0)
-    task.queue.record([GapRecord(call.conversation_id, 1_000, 2_000, SOCKET_LOST, ("m",))])
+    task.queue.record([Gap(call.conversation_id, 1_000, 2_000, Why.DROP, ("m",))])
     (job,) = task.queue.jobs.values()
-    await task.attempt(job, store.write, settled)
+    task.carry_out(job, await task.attempt(job, store.write, settled))
     await task.dead_letters.flush()
     (letter,) = read_dead_letters(tmp_path / "dead.jsonl")
     assert letter["kind"] == "backfill" and letter["conversationId"] == call.conversation_id
@@ -119,12 +122,10 @@ async def test_a_rate_limit_holds_every_conversation_back(
     )
     now = now_ms()
     for call in sim.calls:
-        gap = GapRecord(
-            call.conversation_id, now, now + 60_000, SOCKET_LOST, (call.communication_id,)
-        )
+        gap = Gap(call.conversation_id, now, now + 60_000, Why.DROP, (call.communication_id,))
         task.queue.record([gap])
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(task._fill, NoCalls(), store.write, settled)
+        nursery.start_soon(task._fill, store.write, settled)
         with trio.fail_after(3_600):
             await task.wait_empty()
         nursery.cancel_scope.cancel()

@@ -1,4 +1,4 @@
-"""Gap records that last (``gaprecords.py``): the queue file, its fold, the heartbeat."""
+"""Gap records that last (``gaprecords.py``): the queue file and its fold."""
 
 from __future__ import annotations
 
@@ -8,15 +8,12 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
+from trio_transcripts.coverage import Gap, Why
 from trio_transcripts.gapfill import Window
-from trio_transcripts.gaprecords import (
-    QUEUE_FILE,
-    SOCKET_LOST,
-    BackfillQueue,
-    GapRecord,
-    Heartbeat,
-    fold,
-)
+from trio_transcripts.gaprecords import QUEUE_FILE, BackfillQueue, fold
+
+SOCKET_LOST = Why.DROP
+GapRecord = Gap
 
 
 def test_a_gap_is_on_disk_as_soon_as_it_is_recorded(tmp_path: Path) -> None:
@@ -78,12 +75,3 @@ def test_the_fold_keeps_exactly_the_conversations_with_a_gap_after_their_last_se
         assert (conversation in jobs) == bool(open_gaps)
         if open_gaps:
             assert len(jobs[conversation].windows) == len(open_gaps)
-
-
-def test_the_heartbeat_round_trips_and_tolerates_a_bad_file(tmp_path: Path) -> None:
-    beat = Heartbeat(tmp_path)
-    assert beat.read() is None
-    beat.write(1_700_000_000_000, {"c1": ["m1"]})
-    assert beat.read() == (1_700_000_000_000, {"c1": ["m1"]})
-    beat.path.write_text("{not json")
-    assert beat.read() is None

@@ -10,8 +10,8 @@ derived from counters read back afterwards, so ``persisted`` is what the store a
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 
 from .router import RouterCounts
 from .sinks import WriteResult
@@ -38,6 +38,9 @@ class Account:
     gaps: int = 0
     gap_ms: int = 0
     sessions_lost: int = 0
+    # Gaps queued for backfill, by why (``coverage.py``'s ``Why``: one per conversation).
+    gaps_by_reason: dict[str, int] = field(default_factory=dict)
+    absences_uncovered: tuple[str, ...] = ()  # a queue's absence no catch-up could look at
 
     def summary(self) -> str:
         return (
@@ -52,6 +55,17 @@ class Account:
             + (
                 f"; {self.sessions_lost} sessions ended unseen (silent past the keepalive)"
                 if self.sessions_lost
+                else ""
+            )
+            + (
+                "; gaps queued for backfill: "
+                + ", ".join(f"{n} {why}" for why, n in sorted(self.gaps_by_reason.items()))
+                if self.gaps_by_reason
+                else ""
+            )
+            + (
+                f"; not covered (no analytics permission): {'; '.join(self.absences_uncovered)}"
+                if self.absences_uncovered
                 else ""
             )
         )
@@ -107,8 +121,17 @@ class Ledger:
     def set_aside(self, count: int, why: SetAside) -> None:
         self.set_aside_by[why] += count
 
-    def account(self, counts: RouterCounts, gaps: Sequence[Gap]) -> Account:
+    def account(
+        self,
+        counts: RouterCounts,
+        gaps: Sequence[Gap],
+        queued: Mapping[str, int] | None = None,
+        uncovered: Sequence[str] = (),
+    ) -> Account:
+        """The account; ``queued`` and ``uncovered`` are the completeness side's."""
         return Account(
+            gaps_by_reason=dict(queued or {}),
+            absences_uncovered=tuple(uncovered),
             **asdict(counts),
             persisted=self.persisted,
             backfilled=self.backfilled,

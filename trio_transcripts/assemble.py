@@ -16,10 +16,12 @@ import trio
 
 from .auth import Credentials, TokenManager
 from .backfill import Backfiller, BackfillSettings, StoredLookup
+from .completeness import Completeness
 from .config import Config
 from .errors import SourceError
 from .gapfill import StoredUtterance
 from .gaprecords import BackfillQueue
+from .journal import Journal
 from .postcall import PostCallClient
 from .retry import Backoff
 from .sinks import Sink
@@ -44,7 +46,7 @@ def token_manager(config: Config) -> TokenManager | None:
 
 
 def configured_source(
-    config: Config, tokens: TokenManager | None, gaps: BackfillQueue | None = None
+    config: Config, tokens: TokenManager | None, completeness: Completeness | None = None
 ) -> Source:
     if config.stream_url:
         conversation = config.conversation_ids[0] if config.conversation_ids else None
@@ -68,7 +70,8 @@ def configured_source(
         liveness_check_s=min(30.0, config.keepalive_s / 10),
         decorated_text=config.text == "decorated",
     )
-    return NotificationsSource(settings, tokens, on_gap=gaps.record if gaps is not None else None)
+    report = completeness.report if completeness is not None else None
+    return NotificationsSource(settings, tokens, report=report)
 
 
 def configured_sink(config: Config) -> Sink:
@@ -130,12 +133,15 @@ def assemble(
     own_store = store is not None and config.backfill and not config.stream_url
     if own_store:
         log.info("backfill off: the store is the caller's own, and cannot be read back")
-    gaps = BackfillQueue(config.state_path) if not own_store and backfills(config, tokens) else None
-    source = configured_source(config, tokens, gaps)
+    completeness = None
+    if not own_store and backfills(config, tokens):
+        state = config.state_path
+        completeness = Completeness(BackfillQueue(state), Journal(state))
+    source = configured_source(config, tokens, completeness)
     backfill = None
-    if gaps is not None and tokens is not None and isinstance(source, NotificationsSource):
+    if completeness is not None and tokens is not None and isinstance(source, NotificationsSource):
         backfill = Backfiller(
-            gaps,
+            completeness,
             PostCallClient(config.api_url or "", tokens),
             stored_lookup(config),
             dead_letters,
@@ -145,6 +151,10 @@ def assemble(
                 retry=Backoff(base_s=config.backfill_retry_s, cap_s=1_800.0),
                 check_s=min(5.0, config.backfill_retry_s),
                 decorated_text=config.text == "decorated",
+                queues=source.settings.queue_ids,
+                conversations=source.settings.conversation_ids,
+                lookback_s=config.queue_lookback_s,
+                shard=config.shard,
             ),
         )
     return Worker(

@@ -1,17 +1,21 @@
 """The post-call backfill: the task that fills each recorded gap.
 
 The platform does not replay notifications (``../shared/genesys-api.md``, section 6), so
-every stretch the live stream missed is written down first (``gaprecords.py``: a gap a source
-closed, a session that ended unseen, the time the worker was not running) and filled here:
+every stretch the live stream missed is written down first (``completeness.py`` records what
+the source reports: a head, a socket gap, a session that ended unseen, the time the worker
+was not running; ``gaprecords.py`` keeps them) and filled here:
 
-* Once a conversation with a gap has ended (followed no more: ``SESSION_ENDED`` seen, or
-  silent past the keepalive, ``liveness.py``), :class:`Backfiller` asks for its post-call
-  transcript (``postcall.py``), decides what fills a gap and is not stored yet
-  (``gapfill.py``, after every live row routed so far has its sink result), and writes that
-  through the worker's sink, which accounts for it separately.
-* A transcript not yet available (404) is asked for again with backoff until ``give_up_s``
-  after the gap began; then a ``backfill`` dead letter says which conversation and why. An
-  expired URL is asked for anew (``fetch_transcripts``).
+* At start, :meth:`Backfiller.run` has the completeness side put the last run's state and
+  this one's on disk before the source reads a frame, follows again what the last run
+  followed, and asks analytics for each followed queue's calls during the absence
+  (``absence.py``).
+* Once a conversation with a gap is followed no more (``SESSION_ENDED`` seen, silent past
+  the keepalive, found ended), the task asks for its post-call transcript (``postcall.py``),
+  decides what fills a gap and is not stored yet (``gapfill.py``, after every live row routed
+  so far has its sink result), and writes that through the worker's sink, which accounts
+  for it separately. What each attempt found is an outcome, and ``fillplan.py``'s table says
+  what follows: done, retried with backoff, or given up with a ``backfill`` dead letter once
+  ``give_up_s`` have passed since the gap began. An expired URL is asked for anew.
 * At start, one request for the transcript of a conversation that cannot exist is the
   permission check: 404 means the client may read transcripts; 403 means it may not, and the
   backfill is off with one log line naming the permissions (gap records are still kept, for
@@ -23,17 +27,24 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
+import msgspec
 import trio
 
+from . import absence
+from .completeness import Absence, Completeness
+from .config import Config
+from .coverage import Ended, Gap, Unfollowed, Why
 from .errors import ConfigError, FatalError
+from .fillplan import Outcome, Step, decide
 from .gapfill import Plan, StoredUtterance, Window, plan
-from .gaprecords import WORKER_NOT_RUNNING, BackfillQueue, GapRecord, Heartbeat, Job, now_ms
+from .gaprecords import Job, now_ms
 from .model import Malformed, Utterance
 from .postcall import NotYet, PostCallClient, Refused
 from .retry import Backoff, next_delay
+from .shard import Shard
 from .sinks import WriteResult
 from .sinks.deadletter import DeadLetters, backfill_line
 from .wire.analytics import CallRecord
@@ -49,19 +60,15 @@ TRANSCRIPT_PERMISSIONS = (
 """What reading post-call transcripts takes, with the Speech and Text Analytics add-on
 (help.mypurecloud.com, "Work with a voice transcript", prerequisites)."""
 
-# --- the task ---------------------------------------------------------------------------
-
 
 class Calls(Protocol):
-    """What the source follows now, and the communications it saw of each (the Notifications
-    source)."""
+    """What the source follows, and how to follow more (the Notifications source)."""
 
     def conversations(self) -> Collection[str]: ...
 
-    def communications(self, conversation_id: str) -> tuple[str, ...]: ...
+    def add_conversation(self, conversation_id: str) -> None: ...
 
-    def resume(self, conversations: dict[str, list[str]]) -> None:
-        """Those followed before a restart: watch them for silence from now."""
+    def remove_conversation(self, conversation_id: str) -> None: ...
 
 
 StoredLookup = Callable[[str], Awaitable[list[StoredUtterance]]]
@@ -75,9 +82,12 @@ class BackfillSettings:
     give_up_s: float = 86_400.0
     retry: Backoff = Backoff(base_s=30.0, cap_s=1_800.0)
     check_s: float = 5.0  # how often due jobs are looked for (a new gap wakes it at once)
-    heartbeat_s: float = 10.0
     url_attempts: int = 3  # fresh URLs asked for when the ones in hand expired
     decorated_text: bool = False  # a phrase's decoratedText where given (``--text``)
+    queues: tuple[str, ...] = ()  # followed queues: their calls during an absence are found
+    conversations: tuple[str, ...] = ()  # configured: on disk at start with the rest
+    lookback_s: float = Config.queue_lookback_s  # why an hour: config.py
+    shard: Shard | None = None  # a catch-up keeps only this shard's calls
 
 
 @dataclass
@@ -91,6 +101,52 @@ class BackfillCounts:
     retries: int = 0  # transcripts asked for again (not yet there, a fault)
     expired_urls: int = 0
     given_up: int = 0
+    found_absent: int = 0  # calls a queue catch-up found (followed or queued)
+    uncovered: list[str] = field(default_factory=list)  # absences no catch-up could cover
+
+    def add(self, filled: Filled) -> None:
+        self.conversations += 1
+        self.written += filled.result.acknowledged
+        self.covered += sum(p.covered_live for p in filled.plans)
+        self.repeated += sum(p.already_backfilled for p in filled.plans)
+
+
+class InProgress(msgspec.Struct, frozen=True, gc=False):
+    """Analytics says the call has not ended: its transcript cannot be there yet."""
+
+    reason: str
+
+
+class Fetched(msgspec.Struct, frozen=True, gc=False):
+    """A conversation's transcripts, with the communications they were asked for."""
+
+    transcripts: tuple[PostCallTranscript, ...]
+    communications: tuple[str, ...]
+    expired_urls: int = 0
+
+
+class Filled(msgspec.Struct, frozen=True, gc=False):
+    """What one conversation's fill planned and what the store said of it."""
+
+    plans: tuple[Plan, ...]
+    result: WriteResult
+
+
+class Failed(msgspec.Struct, frozen=True, gc=False):
+    """A fill that could not read the store or write to it."""
+
+    outcome: Outcome
+    reason: str
+
+
+class Attempt(msgspec.Struct, frozen=True, gc=False):
+    """What one try at one conversation found: an outcome for ``fillplan.py``."""
+
+    outcome: Outcome
+    reason: str = ""
+    retry_after_s: float | None = None
+    fetched: Fetched | None = None
+    filled: Filled | None = None
 
 
 class Backfiller:
@@ -98,7 +154,7 @@ class Backfiller:
 
     def __init__(
         self,
-        queue: BackfillQueue,
+        completeness: Completeness,
         client: PostCallClient,
         stored: StoredLookup,
         dead_letters: DeadLetters,
@@ -107,19 +163,24 @@ class Backfiller:
         settings: BackfillSettings = BackfillSettings(),
         rng: random.Random | None = None,
     ) -> None:
-        self.queue = queue
+        self.completeness = completeness
+        self.queue = completeness.queue
         self.client = client
         self.stored = stored
         self.dead_letters = dead_letters
         self.calls = calls
         self.settings = settings
-        self.heartbeat = Heartbeat(queue.state_dir)
         self.counts = BackfillCounts()
         self.enabled: bool | None = None  # known once the permission probe answered
         self.probed = trio.Event()
+        self.caught_up = trio.Event()  # every followed queue's absence looked at
         self._rng = rng or random.Random()
         self._tried = trio.Event()
         self._quiet_until = 0.0  # Trio clock: the API asked us (Retry-After) to hold off
+
+    @property
+    def keep_settled_ms(self) -> int:
+        return int(self.settings.lookback_s * 1000)
 
     async def wait_empty(self) -> None:
         """Wait until no conversation is left to backfill (tests, the ``backfill`` command)."""
@@ -133,20 +194,26 @@ class Backfiller:
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Record the restart gap, beat, and fill gaps until cancelled."""
-        calls = self.calls
+        """Put the state on disk, follow again what was followed, catch the queues up, and
+        fill gaps until cancelled. Reports started before the source may read a frame."""
+        s = self.settings
         try:
-            self.queue.load()
-            self._restart_gap(calls)
+            away = self.completeness.start(s.queues, s.conversations, self.keep_settled_ms)
         except OSError as exc:
             raise FatalError(
                 f"the state directory {self.queue.state_dir} (gap records, --state-dir) cannot "
                 f"be used: {exc}"
             ) from exc
+        for conversation_id in away.carried:
+            self.calls.add_conversation(conversation_id)
         task_status.started()  # the probe below may wait on the API: the worker goes on
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._beat, calls)
+                nursery.start_soon(self.completeness.run, self.keep_settled_ms)
+                if s.queues:
+                    nursery.start_soon(self._catch_up, away)
+                else:
+                    self.caught_up.set()
                 refused = await self.client.may_read_transcripts()
                 self.enabled = refused is None
                 self.probed.set()
@@ -160,54 +227,95 @@ class Backfiller:
                         self.queue.path,
                     )
                 else:
-                    nursery.start_soon(self._fill, calls, write, settle)
+                    nursery.start_soon(self._fill, write, settle)
         finally:
-            self._beat_once(calls)
             with trio.CancelScope(shield=True):
                 await self.client.aclose()
 
-    def _restart_gap(self, calls: Calls) -> None:
-        last = self.heartbeat.read()
-        if last is None:
-            return
-        at, followed = last
-        calls.resume(followed)
-        now = now_ms()
-        self.queue.record(
-            [
-                GapRecord(c, at, now, WORKER_NOT_RUNNING, tuple(comms))
-                for c, comms in followed.items()
-            ]
+    # --- a queue's calls during the absence (``absence.py``) -------------------------------
+
+    async def _catch_up(self, away: Absence) -> None:
+        s = self.settings
+        since = (away.since_ms if away.since_ms is not None else away.until_ms) - int(
+            s.lookback_s * 1000
         )
-        if followed:
-            log.warning(
-                "the worker was not running from %s to %s (%.0f s): %d conversation(s) queued "
-                "for backfill",
-                iso_of(at),
-                iso_of(now),
-                (now - at) / 1000,
-                len(followed),
-            )
-
-    async def _beat(self, calls: Calls) -> None:
-        # The first beat waits a period: the last run's file, already recorded as a gap, must
-        # not be replaced by one written before the source has placed its conversations.
-        while True:
-            await trio.sleep(self.settings.heartbeat_s)
-            self._beat_once(calls)
-
-    def _beat_once(self, calls: Calls) -> None:
-        followed = {c: list(calls.communications(c)) for c in calls.conversations()}
+        until = now_ms()  # the queues are subscribed by now or soon: later calls are announced
         try:
-            self.heartbeat.write(now_ms(), followed)
-        except OSError as exc:
-            log.warning("cannot write %s: %s", self.heartbeat.path, exc)
+            for queue_id in s.queues:
+                found = await absence.queue_calls(self.client, queue_id, since, until, self._wait)
+                if isinstance(found, Refused):
+                    self._uncovered(queue_id, since, until, found.reason)
+                    continue
+                if isinstance(found, NotYet):  # not with a wait; for the type checker
+                    continue
+                self._sort(queue_id, found)
+        finally:
+            self.caught_up.set()
 
-    async def _fill(
-        self, calls: Calls, write: WriteBatch, settle: Callable[[], Awaitable[bool]]
-    ) -> None:
+    async def _wait(self, why: NotYet, attempts: int) -> None:
+        delay = next_delay(attempts, why.retry_after_s, self.settings.retry, self._rng)
+        if why.retry_after_s is not None:
+            self._quiet_until = trio.current_time() + why.retry_after_s
+        log.info("the details query: %s; asking again in %.0f s", why.reason, delay)
+        await trio.sleep_until(max(self._quiet_until, trio.current_time() + delay))
+
+    def _uncovered(self, queue_id: str, since: int, until: int, reason: str) -> None:
+        span = f"queue {queue_id} from {iso_of(since)} to {iso_of(until)}"
+        self.counts.uncovered.append(span)
+        log.error(
+            "the calls of %s cannot be looked for: the OAuth client needs %s (%s); calls that "
+            "reached the queue meanwhile are not followed or backfilled",
+            span,
+            absence.DETAILS_PERMISSION,
+            reason,
+        )
+
+    def _sort(self, queue_id: str, found: list[CallRecord]) -> None:
+        coverage = self.completeness.coverage
+        shard = self.settings.shard
+        followed = self.calls.conversations()
+        sorted_ = absence.sort(
+            found,
+            shard.owns if shard is not None else lambda _: True,
+            {c: s.heard for c, s in coverage.followed.items() if c in followed},
+            coverage.settled,
+            self.queue.jobs,
+        )
+        now = now_ms()
+        for call in sorted_.follow:
+            start = call.start_ms if call.start_ms is not None else now
+            self.completeness.carry(call.conversation_id, start, Why.QUEUE_ABSENCE)
+            self.calls.add_conversation(call.conversation_id)
+        self.completeness.queue_gaps(
+            Gap(
+                call.conversation_id,
+                call.start_ms if call.start_ms is not None else 0,
+                call.end_ms if call.end_ms is not None else now,
+                Why.QUEUE_ABSENCE,
+                call.communications,
+            )
+            for call in sorted_.backfill
+        )
+        for call in sorted_.found_ended:
+            self.completeness.report(Unfollowed(call.conversation_id, Ended.FOUND_ENDED, now))
+            self.calls.remove_conversation(call.conversation_id)
+        self.counts.found_absent += len(sorted_.follow) + len(sorted_.backfill)
+        log.info(
+            "queue %s: %d call(s) during the absence: %d in progress (followed), %d ended "
+            "(queued for backfill), %d followed again found ended, %d already known",
+            queue_id,
+            len(found),
+            len(sorted_.follow),
+            len(sorted_.backfill),
+            len(sorted_.found_ended),
+            sorted_.skipped,
+        )
+
+    # --- filling gaps -----------------------------------------------------------------------
+
+    async def _fill(self, write: WriteBatch, settle: Callable[[], Awaitable[bool]]) -> None:
         while True:
-            due = self._due(calls)
+            due = self._due()
             if not due:
                 changed = self.queue.changed
                 with trio.move_on_after(self.settings.check_s):
@@ -216,12 +324,13 @@ class Backfiller:
             for job in due:
                 # One conversation's 429 holds them all: the rate limit is the client's.
                 await trio.sleep_until(self._quiet_until)
-                await self.attempt(job, write, settle)
+                self.carry_out(job, await self.attempt(job, write, settle))
                 self._tried.set()
                 self._tried = trio.Event()
 
-    def _due(self, calls: Calls) -> list[Job]:
-        followed = calls.conversations()
+    def _due(self) -> list[Job]:
+        """Jobs to try now; one still followed is not due (``Outcome.FOLLOWED``: wait)."""
+        followed = self.calls.conversations()
         now = trio.current_time()
         return [
             job
@@ -231,54 +340,64 @@ class Backfiller:
 
     async def attempt(
         self, job: Job, write: WriteBatch, settle: Callable[[], Awaitable[bool]]
-    ) -> None:
-        """One try at one conversation: written and settled, retried later, or given up."""
-        transcripts = await self.transcripts(job)
-        if isinstance(transcripts, Refused):
-            self._give_up(job, transcripts.reason)
-            return
-        if isinstance(transcripts, NotYet):
-            self._later(job, transcripts)
-            return
-        if not await settle():  # the live rows read so far are in the store before we compare
-            self._later(job, NotYet("live rows are still on their way to the store"))
-            return
-        try:
-            plans, result = await fill(
-                transcripts, job.windows, self.stored, job.conversation_id, write, self.counts
-            )
-        except (FatalError, ConfigError, OSError) as exc:
-            self._later(job, NotYet(f"cannot read what is stored: {exc}"))
-            return
-        self._settled(job, plans, result)
-
-    async def transcripts(self, job: Job) -> list[PostCallTranscript] | NotYet | Refused:
-        return await fetch_transcripts(
+    ) -> Attempt:
+        """One try at one conversation, and what it found."""
+        fetched = await fetch_transcripts(
             self.client,
             job.conversation_id,
             job.communications,
-            self.counts,
             self.settings.url_attempts,
             decorated=self.settings.decorated_text,
         )
+        if isinstance(fetched, Refused):
+            return Attempt(Outcome.REFUSED, fetched.reason)
+        if isinstance(fetched, InProgress):
+            return Attempt(Outcome.IN_PROGRESS, fetched.reason)
+        if isinstance(fetched, NotYet):
+            return Attempt(Outcome.NOT_YET, fetched.reason, fetched.retry_after_s)
+        if not await settle():  # the live rows read so far are in the store before we compare
+            return Attempt(Outcome.UNSETTLED, "live rows are still on their way to the store")
+        filled = await fill(
+            fetched.transcripts, job.windows, self.stored, job.conversation_id, write
+        )
+        if isinstance(filled, Failed):
+            return Attempt(filled.outcome, filled.reason, fetched=fetched)
+        return Attempt(Outcome.FILLED, fetched=fetched, filled=filled)
 
-    def _later(self, job: Job, why: NotYet) -> None:
-        now = now_ms()
-        if now - job.since_ms > self.settings.give_up_s * 1000:
-            self._give_up(
-                job, f"still not available after {self.settings.give_up_s:.0f} s: {why.reason}"
-            )
-            return
-        if why.retry_after_s is not None:
-            self._quiet_until = trio.current_time() + why.retry_after_s
-        delay = next_delay(job.attempts, why.retry_after_s, self.settings.retry, self._rng)
+    def carry_out(self, job: Job, attempt: Attempt) -> Step:
+        """What ``fillplan.py`` says after ``attempt``, done: settle, retry later, give up."""
+        if attempt.fetched is not None:
+            self.counts.expired_urls += attempt.fetched.expired_urls
+            for communication in attempt.fetched.communications:
+                if communication not in job.communications:
+                    job.communications.append(communication)
+        give_up_ms = int(self.settings.give_up_s * 1000)
+        step, job.stage = decide(job.stage, attempt.outcome, job.since_ms, now_ms(), give_up_ms)
+        if step is Step.DONE:
+            assert attempt.filled is not None, "FILLED carries what was filled"
+            self.counts.add(attempt.filled)
+            self._settled(job, attempt.filled)
+        elif step is Step.GIVE_UP:
+            reason = attempt.reason
+            if attempt.outcome is not Outcome.REFUSED:
+                reason = f"still not possible after {self.settings.give_up_s:.0f} s: {reason}"
+            self._give_up(job, reason)
+        elif step is Step.RETRY:
+            self._later(job, attempt)
+        return step
+
+    def _later(self, job: Job, attempt: Attempt) -> None:
+        if attempt.retry_after_s is not None:
+            self._quiet_until = trio.current_time() + attempt.retry_after_s
+        delay = next_delay(job.attempts, attempt.retry_after_s, self.settings.retry, self._rng)
         job.attempts += 1
         job.next_at = trio.current_time() + delay
         self.counts.retries += 1
         log.info(
-            "post-call transcript of %s: %s; asking again in %.0f s",
+            "backfill of %s: %s (%s); trying again in %.0f s",
             job.conversation_id,
-            why.reason,
+            attempt.outcome.value,
+            attempt.reason,
             delay,
         )
 
@@ -301,50 +420,53 @@ class Backfiller:
         )
         self.queue.settle(job.conversation_id, "dead", {"reason": reason})
 
-    def _settled(self, job: Job, plans: list[Plan], result: WriteResult) -> None:
-        written = result.acknowledged
+    def _settled(self, job: Job, filled: Filled) -> None:
+        plans, result = filled.plans, filled.result
         log.info(
             "backfilled conversation %s: %d utterance(s) written, %d already stored live, "
             "%d written before, %d outside its gaps%s",
             job.conversation_id,
-            written,
+            result.acknowledged,
             sum(p.covered_live for p in plans),
             sum(p.already_backfilled for p in plans),
             sum(p.outside_gaps for p in plans),
             f", {len(result.rejected)} refused (dead letters)" if result.rejected else "",
         )
-        self.queue.settle(job.conversation_id, "done", {"written": written})
+        self.queue.settle(job.conversation_id, "done", {"written": result.acknowledged})
 
 
 async def fetch_transcripts(
     client: PostCallClient,
     conversation_id: str,
-    communications: list[str],
-    counts: BackfillCounts,
+    communications: Sequence[str],
     url_attempts: int = 3,
     *,
     decorated: bool = False,
-) -> list[PostCallTranscript] | NotYet | Refused:
-    """Every transcript of a conversation's communications; when none is known (a restart
-    gap of a call never heard, the ``backfill`` command), analytics names them, and they are
-    added to ``communications``. A URL that expired before it was read is asked for anew,
-    ``url_attempts`` times."""
-    if not communications:
+) -> Fetched | InProgress | NotYet | Refused:
+    """Every transcript of a conversation's communications; when none is known (a call
+    never heard, the ``backfill`` command), analytics names them, and says whether the call
+    has ended. A URL that expired before it was read is asked for anew, ``url_attempts``
+    times."""
+    comms = tuple(communications)
+    if not comms:
         call = await client.call(conversation_id)
         if not isinstance(call, CallRecord):
             return call
         if not call.communications:
             return Refused("the conversation details name no voice communication")
-        communications.extend(call.communications)
+        comms = call.communications
+        if call.end_ms is None:
+            return InProgress("the conversation details have no conversationEnd yet")
     found: list[PostCallTranscript] = []
-    for communication in communications:
+    expired = 0
+    for communication in comms:
         for _ in range(url_attempts):
             urls = await client.transcript_urls(conversation_id, communication)
             if not isinstance(urls, list):
                 return urls
             documents = [await client.document(url) for url in urls]
             if any(d is None for d in documents):
-                counts.expired_urls += 1
+                expired += 1
                 log.info(
                     "a transcript URL of %s expired before it was read; asking for new ones",
                     conversation_id,
@@ -370,7 +492,7 @@ async def fetch_transcripts(
             break
         else:
             return NotYet(f"{url_attempts} transcript URLs in a row expired before being read")
-    return found
+    return Fetched(tuple(found), comms, expired)
 
 
 async def fill(
@@ -379,15 +501,17 @@ async def fill(
     stored: StoredLookup,
     conversation_id: str,
     write: WriteBatch,
-    counts: BackfillCounts,
-) -> tuple[list[Plan], WriteResult]:
-    """Compare with what is stored (``gapfill.py``), write what is missing, count it."""
-    held = await stored(conversation_id)
-    plans = [plan(t, windows, held) for t in transcripts]
+) -> Filled | Failed:
+    """Compare with what is stored (``gapfill.py``) and write what is missing. A store that
+    cannot be read and a write that fails are told apart."""
+    try:
+        held = await stored(conversation_id)
+    except (FatalError, ConfigError, OSError) as exc:
+        return Failed(Outcome.STORE_UNREADABLE, f"cannot read what is stored: {exc}")
+    plans = tuple(plan(t, windows, held) for t in transcripts)
     utterances = [u for p in plans for u in p.utterances]
-    result = await write(utterances) if utterances else WriteResult()
-    counts.written += result.acknowledged
-    counts.covered += sum(p.covered_live for p in plans)
-    counts.repeated += sum(p.already_backfilled for p in plans)
-    counts.conversations += 1
-    return plans, result
+    try:
+        result = await write(utterances) if utterances else WriteResult()
+    except (FatalError, OSError) as exc:
+        return Failed(Outcome.WRITE_FAILED, f"cannot write: {exc}")
+    return Filled(plans, result)

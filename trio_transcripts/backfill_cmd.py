@@ -19,20 +19,18 @@ from pathlib import Path
 
 import trio
 
+from .absence import interval, queue_calls
 from .assemble import configured_sink, stored_lookup, token_manager
-from .backfill import BackfillCounts, fetch_transcripts, fill
+from .backfill import BackfillCounts, Failed, InProgress, fetch_transcripts, fill
 from .config import Config, load_config
 from .errors import ConfigError, FatalError
 from .postcall import NotYet, PostCallClient, Refused
 from .show import DURATION, UNIT_S, add_store_arguments
 from .sinks import Sink
 from .sinks.deadletter import DeadLetters
-from .wire.analytics import DetailsPage, details_query
-from .wire.instants import iso_of, parse_instant
+from .wire.instants import parse_instant
 
 log = logging.getLogger("trio_transcripts.backfill")
-
-PAGE_SIZE = 100
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,9 +89,9 @@ async def backfill(config: Config, args: argparse.Namespace) -> int:
         async with trio.open_nursery() as nursery:
             await nursery.start(tokens.run)
             await sink.open()
-            calls: list[tuple[str, list[str]]] = [(c, []) for c in args.conversation_ids]
+            calls: list[tuple[str, tuple[str, ...]]] = [(c, ()) for c in args.conversation_ids]
             if args.queue is not None:
-                calls += await queue_calls(client, args)
+                calls += await queue_window(client, args)
             for number, (conversation, communications) in enumerate(calls, 1):
                 outcome = await one_call(config, client, sink, conversation, communications, counts)
                 print(f"[{number}/{len(calls)}] {conversation}: {outcome}", file=sys.stderr)
@@ -116,26 +114,22 @@ async def backfill(config: Config, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-async def queue_calls(
+async def queue_window(
     client: PostCallClient, args: argparse.Namespace
-) -> list[tuple[str, list[str]]]:
+) -> list[tuple[str, tuple[str, ...]]]:
     """The calls of ``--queue`` in ``--since``..``--until``, through the details query."""
     now = int(time.time() * 1000)
     start = instant_ms(args.since, now)
     end = instant_ms(args.until, now) if args.until else now
-    interval = f"{iso_of(start)}/{iso_of(end)}"
-    found: list[tuple[str, list[str]]] = []
-    page_number = 1
-    while True:
-        page = await client.query(details_query(interval, args.queue, page_number, PAGE_SIZE))
-        if not isinstance(page, DetailsPage):
-            raise FatalError(f"the details query for queue {args.queue} failed: {page.reason}")
-        found += [(c.conversation_id, list(c.communications)) for c in page.calls]
-        total = page.total_hits if page.total_hits is not None else len(found)
-        print(f"queue {args.queue}: {len(found)} of {total} call(s) in {interval}", file=sys.stderr)
-        if len(page.calls) < PAGE_SIZE or len(found) >= total:
-            return found
-        page_number += 1
+    window = interval(start, end)
+
+    def progress(found: int, total: int) -> None:
+        print(f"queue {args.queue}: {found} of {total} call(s) in {window}", file=sys.stderr)
+
+    found = await queue_calls(client, args.queue, start, end, on_page=progress)
+    if not isinstance(found, list):
+        raise FatalError(f"the details query for queue {args.queue} failed: {found.reason}")
+    return [(c.conversation_id, c.communications) for c in found]
 
 
 async def one_call(
@@ -143,20 +137,21 @@ async def one_call(
     client: PostCallClient,
     sink: Sink,
     conversation: str,
-    communications: list[str],
+    communications: tuple[str, ...],
     counts: BackfillCounts,
 ) -> str:
     decorated = config.text == "decorated"
-    transcripts = await fetch_transcripts(
-        client, conversation, communications, counts, decorated=decorated
-    )
-    if isinstance(transcripts, NotYet):
-        return f"not available yet ({transcripts.reason}); run again later"
-    if isinstance(transcripts, Refused):
-        return f"refused: {transcripts.reason}"
-    plans, result = await fill(
-        transcripts, None, stored_lookup(config), conversation, sink.write, counts
-    )
+    fetched = await fetch_transcripts(client, conversation, communications, decorated=decorated)
+    if isinstance(fetched, NotYet | InProgress):
+        return f"not available yet ({fetched.reason}); run again later"
+    if isinstance(fetched, Refused):
+        return f"refused: {fetched.reason}"
+    counts.expired_urls += fetched.expired_urls
+    filled = await fill(fetched.transcripts, None, stored_lookup(config), conversation, sink.write)
+    if isinstance(filled, Failed):
+        return f"refused: {filled.reason}"
+    counts.add(filled)
+    plans, result = filled.plans, filled.result
     if result.rejected:
         dead = DeadLetters(config.dead_letter_path, schema=config.schema)
         for rejected in result.rejected:

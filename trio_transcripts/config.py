@@ -69,12 +69,17 @@ class Config(WorkerSettings):
     spool_max_bytes: int = 1 << 30
     spool_after_s: float = 5.0
     backfill: bool = True  # fill gaps from post-call transcripts (Notifications source only)
-    state_dir: Path | None = None  # gap records and the heartbeat; None: next to the spool
+    state_dir: Path | None = None  # gap records and the journal; None: next to the spool
     backfill_give_up_s: float = 86_400.0
     backfill_retry_s: float = 30.0  # the first wait for a transcript not there yet, doubling
     keepalive_s: float = 300.0  # the platform's per-session keepalive (liveness.py)
     text: str = "raw"  # "decorated": the platform's decoratedTranscript where it gives one
     silence_margin_s: float = 60.0  # silent this much past it: the session ended unseen
+    # How far before the last time alive (or before a first start) the catch-up of a
+    # followed queue looks (absence.py): a call that began up to an hour before and was on
+    # the queue afterwards is found. An hour holds all but the rarest contact-centre call;
+    # on a first start, the calls that ended within it are backfilled too.
+    queue_lookback_s: float = 3_600.0
 
     @property
     def source_kind(self) -> str:
@@ -82,7 +87,7 @@ class Config(WorkerSettings):
 
     @property
     def state_path(self) -> Path:
-        """Where gap records and the heartbeat live: ``state_dir``, else a ``state``
+        """Where gap records and the journal live: ``state_dir``, else a ``state``
         directory next to the spool's (or in the working directory, as the other files)."""
         if self.state_dir is not None:
             return self.state_dir

@@ -1,8 +1,8 @@
-"""Gap records that last: the backfill queue and the heartbeat, in the state directory.
+"""Gap records that last: the backfill queue, in the state directory.
 
-Each gap a source closes (a socket lost and replaced, a session that ended unseen) and each
-stretch the worker was not running (from the heartbeat file, :class:`Heartbeat`) is appended
-to ``backfill-queue.jsonl`` and fsynced before anything else is done with it. A
+Each gap ``coverage.py`` finds (a head, a socket lost, a session that ended unseen, the time
+the worker was not running, a queue's call found after the fact) is appended to
+``backfill-queue.jsonl`` and fsynced before anything else is done with it. A
 conversation's records are settled by a ``done`` or ``dead`` record; at start the file is read
 (:func:`fold`, pure) and rewritten with what is still open. The writes are synchronous on
 purpose: gaps are rare, and a record must be on disk before the source goes on.
@@ -19,37 +19,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import msgspec
 import trio
 
+from .coverage import Gap, Why
+from .fillplan import Stage
 from .gapfill import Window
 from .wire.instants import iso_of
 
 log = logging.getLogger("trio_transcripts.backfill")
 
 QUEUE_FILE = "backfill-queue.jsonl"
-HEARTBEAT_FILE = "heartbeat.json"
-
-WORKER_NOT_RUNNING = "worker not running"
-SOCKET_LOST = "socket lost"
-SESSION_UNSEEN = "session ended unseen"
-UNHEARD_AFTER_MS = 86_400_000
-"""How far past now the gap of a conversation no longer followed reaches: the rest of the
-call, were it to go on (a day is longer than any call)."""
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-class GapRecord(msgspec.Struct, frozen=True, gc=False):
-    """A stretch of our clock (epoch ms) when one conversation's messages could not reach us."""
-
-    conversation_id: str
-    start_ms: int
-    end_ms: int
-    why: str
-    communications: tuple[str, ...] = ()
 
 
 @dataclass
@@ -60,13 +43,18 @@ class Job:
 
     conversation_id: str
     since_ms: int  # when its first open gap began
-    windows: list[Window] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
     communications: list[str] = field(default_factory=list)
     attempts: int = 0
     next_at: float = -math.inf  # the Trio clock: when to try again
+    stage: Stage = Stage.OPEN  # ``fillplan.py`` moves it
 
-    def add(self, record: GapRecord) -> None:
-        self.windows.append(Window(record.start_ms, record.end_ms))
+    @property
+    def windows(self) -> list[Window]:
+        return [Window(g.start_ms, g.end_ms) for g in self.gaps]
+
+    def add(self, record: Gap) -> None:
+        self.gaps.append(record)
         self.since_ms = min(self.since_ms, record.start_ms)
         for communication in record.communications:
             if communication not in self.communications:
@@ -91,7 +79,7 @@ def fold(records: Sequence[dict[str, object]]) -> dict[str, Job]:
     return jobs
 
 
-def _gap_of(record: dict[str, object]) -> GapRecord | None:
+def _gap_of(record: dict[str, object]) -> Gap | None:
     start, end = record.get("startMs"), record.get("endMs")
     communications = record.get("communications", [])
     if (
@@ -101,16 +89,16 @@ def _gap_of(record: dict[str, object]) -> GapRecord | None:
         or not isinstance(communications, list)
     ):
         return None
-    return GapRecord(
-        str(record["conversationId"]),
-        start,
-        end,
-        str(record.get("why", "")),
-        tuple(str(c) for c in communications),
+    try:
+        why = Why(record.get("why"))
+    except ValueError:  # written before the reasons had names
+        why = Why.DROP
+    return Gap(
+        str(record["conversationId"]), start, end, why, tuple(str(c) for c in communications)
     )
 
 
-def _gap_json(record: GapRecord) -> dict[str, object]:
+def _gap_json(record: Gap) -> dict[str, object]:
     return {
         "type": "gap",
         "conversationId": record.conversation_id,
@@ -119,7 +107,7 @@ def _gap_json(record: GapRecord) -> dict[str, object]:
         "endMs": record.end_ms,
         "start": iso_of(record.start_ms),
         "end": iso_of(record.end_ms),
-        "why": record.why,
+        "why": record.why.value,
     }
 
 
@@ -154,7 +142,7 @@ class BackfillQueue:
         self._rewrite()
         return jobs
 
-    def record(self, gaps: Sequence[GapRecord]) -> None:
+    def record(self, gaps: Sequence[Gap]) -> None:
         """Append ``gaps`` and fsync, then open or extend their jobs."""
         if not gaps:
             return
@@ -180,10 +168,10 @@ class BackfillQueue:
 
     def _rewrite(self) -> None:
         records = [
-            _gap_json(GapRecord(job.conversation_id, w.start_ms, w.end_ms, "", tuple(comms)))
+            _gap_json(Gap(job.conversation_id, g.start_ms, g.end_ms, g.why, tuple(comms)))
             for job in self.jobs.values()
             for comms in [job.communications]
-            for w in job.windows
+            for g in job.gaps
         ]
         self.state_dir.mkdir(parents=True, exist_ok=True)
         fresh = self.path.with_suffix(".tmp")
@@ -191,37 +179,4 @@ class BackfillQueue:
             f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
             f.flush()
             os.fsync(f.fileno())
-        os.replace(fresh, self.path)
-
-
-class Heartbeat:
-    """``heartbeat.json``: when the worker was last known to run, and what it followed then.
-
-    Written every ``interval_s`` and at a clean stop; read at start, where the time since
-    the last beat is a gap for each conversation it names (a crash, a deploy, a restart).
-    """
-
-    def __init__(self, state_dir: Path) -> None:
-        self.path = Path(state_dir) / HEARTBEAT_FILE
-
-    def read(self) -> tuple[int, dict[str, list[str]]] | None:
-        try:
-            value = json.loads(self.path.read_text(encoding="utf-8"))
-            at, calls = value["atMs"], value["conversations"]
-        except FileNotFoundError:
-            return None
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("%s is unreadable (%s); no restart gap can be recorded", self.path, exc)
-            return None
-        if not isinstance(at, int) or not isinstance(calls, dict):
-            return None
-        return at, {str(k): [str(c) for c in v] for k, v in calls.items() if isinstance(v, list)}
-
-    def write(self, at_ms: int, calls: dict[str, list[str]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = self.path.with_suffix(".tmp")
-        fresh.write_text(
-            json.dumps({"atMs": at_ms, "at": iso_of(at_ms), "conversations": calls}),
-            encoding="utf-8",
-        )
         os.replace(fresh, self.path)

@@ -7,8 +7,9 @@ then silent for longer than that, plus a margin for the platform's batching, has
 ``SESSION_ENDED``: a mid-call failure, or its end was lost in a gap. The source then flushes
 what is pending of it as partials and unsubscribes (``sources/notifications.py``).
 
-Times are the caller's clock, in milliseconds. Only conversations heard at least once are
-watched: one not started yet is not silent.
+Times are the caller's clock, in milliseconds. A conversation is watched from when its topic
+is listened to (:meth:`Liveness.watch`), heard or not: one never heard for as long is let go
+too, and the backfill asks analytics whether and when it ended (``coverage.py``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ class Liveness:
         """A message of the conversation arrived (any: a keepalive counts)."""
         self._heard.pop(conversation_id, None)
         self._heard[conversation_id] = now_ms
+
+    def watch(self, conversation_id: str, now_ms: int) -> None:
+        """Listening to the conversation began: watched from now unless watched already."""
+        if conversation_id not in self._heard:
+            self._heard[conversation_id] = now_ms
 
     def ended(self, conversation_id: str) -> None:
         """The session ended (``SESSION_ENDED``) or is followed no more: stop watching it."""

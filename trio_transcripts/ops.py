@@ -33,6 +33,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from .account import SetAside
+from .coverage import Why
 from .errors import ConfigError
 from .model import Utterance
 from .sinks import WriteResult
@@ -132,6 +133,19 @@ class _WorkerCollector(Collector):
         yield counter("utterances_replayed", "Utterances replayed from the spool.", a.replayed)
         yield counter("gaps", "Times without a live socket.", a.gaps)
         yield counter("gap_seconds", "Seconds without a live socket.", a.gap_ms / 1000)
+        queued = CounterMetricFamily(
+            PREFIX + "gaps_queued",
+            "Conversation gaps queued for backfill, by why.",
+            labels=["reason"],
+        )
+        for gap_why in Why:
+            queued.add_metric([gap_why.value], a.gaps_by_reason.get(gap_why.value, 0))
+        yield queued
+        yield gauge(
+            "absences_uncovered",
+            "Queue absences no catch-up could look at (no analytics permission).",
+            len(a.absences_uncovered),
+        )
         reconnects = CounterMetricFamily(
             PREFIX + "reconnects", "Sockets replaced, by why.", labels=["reason"]
         )

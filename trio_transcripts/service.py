@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from .assemble import assemble
-from .config import load_config
+from .config import Config, load_config
 from .errors import ConfigError
 from .lineproto import Schema
 from .worker import Worker
@@ -97,7 +97,16 @@ def add_worker_flags(parser: argparse.ArgumentParser) -> None:
         "--state-dir",
         type=Path,
         metavar="DIR",
-        help="gap records and the heartbeat (default: a state directory next to the spool's)",
+        help="gap records and the journal of what is followed (default: a state directory "
+        "next to the spool's)",
+    )
+    parser.add_argument(
+        "--queue-lookback",
+        type=float,
+        default=Config.queue_lookback_s,
+        metavar="SECONDS",
+        help="at start, look for a followed queue's calls from this long before the worker "
+        "was last alive (or before now, on a first start) (default: 1 h)",
     )
     parser.add_argument(
         "--backfill-give-up",
@@ -145,6 +154,7 @@ def tuning(args: argparse.Namespace) -> dict[str, object]:
         "keepalive_s": args.session_keepalive,
         "text": args.text,
         "backfill_retry_s": args.backfill_retry,
+        "queue_lookback_s": args.queue_lookback,
     }
 
 

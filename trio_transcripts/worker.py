@@ -158,7 +158,13 @@ class Worker:
 
     @property
     def account(self) -> Account:
-        return self.ledger.account(self.router.counts, self.source.gaps)
+        backfill = self.backfill
+        if backfill is None:
+            return self.ledger.account(self.router.counts, self.source.gaps)
+        queued = {why.value: n for why, n in backfill.completeness.recorded.items()}
+        return self.ledger.account(
+            self.router.counts, self.source.gaps, queued, backfill.counts.uncovered
+        )
 
     def idle(self) -> bool:
         """Nothing pending anywhere: coalescer, ring, a write in flight, or the spool."""
@@ -477,12 +483,13 @@ class Worker:
                 self._service, self._spooling.replay, self._replayed, self._made_progress
             )
         async with trio.open_nursery() as readers:
+            if self.backfill is not None:
+                # Before the source: what may be missed is on disk before a frame is read.
+                await readers.start(self.backfill.run, self.write_backfill, self.settled)
             readers.start_soon(self._run_source)
             readers.start_soon(self._sweeper)
             readers.start_soon(self._status)
             readers.start_soon(self._check_sink)
-            if self.backfill is not None:
-                await readers.start(self.backfill.run, self.write_backfill, self.settled)
             task_status.started(self)
             await self._stop.wait()
             log.info("shutting down: no more frames will be read")

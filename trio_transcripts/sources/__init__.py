@@ -40,6 +40,7 @@ class Gap:
     end_ms: int
     conversations: tuple[str, ...]
     where: str
+    refused: bool = False  # a reconnect failed at least once meanwhile: an outage
 
     @property
     def duration_ms(self) -> int:
@@ -104,17 +105,20 @@ class Source(Protocol):
 class GapLog:
     """Opens a gap when a socket is lost, closes and logs it when one is live again.
 
-    ``on_close`` (the backfill's durable record, ``gaprecords.py``) is told of each gap
-    before it is logged or counted."""
+    ``on_close`` (the completeness side's durable record, ``completeness.py``) is told of
+    each gap before it is logged or counted. A socket lost again before one was live (a
+    refused reconnect) makes the gap an outage."""
 
     where: str
     gaps: list[Gap] = field(default_factory=list)
     on_close: Callable[[Gap], None] | None = None
     _open_since: int | None = None
+    _losses: int = 0
 
     def lost(self) -> None:
         if self._open_since is None:
             self._open_since = int(time.time() * 1000)
+        self._losses += 1
 
     def live(self, conversations: tuple[str, ...]) -> None:
         """A socket is live again: the gap, if one is open, is over."""
@@ -127,8 +131,10 @@ class GapLog:
     def _close(self, conversations: tuple[str, ...], note: str) -> None:
         if self._open_since is None:
             return
-        gap = Gap(self._open_since, int(time.time() * 1000), conversations, self.where)
+        refused = self._losses > 1
+        gap = Gap(self._open_since, int(time.time() * 1000), conversations, self.where, refused)
         self._open_since = None
+        self._losses = 0
         if self.on_close is not None:
             self.on_close(gap)
         self.gaps.append(gap)

@@ -63,7 +63,7 @@ from ..channels import (
     rotate_at,
     subscription_change,
 )
-from ..gaprecords import SESSION_UNSEEN, SOCKET_LOST, UNHEARD_AFTER_MS, GapRecord
+from ..coverage import Ended, Followed, Heard, Listening, Seen, SocketGap, Unfollowed
 from ..liveness import KEEPALIVE_MS, MARGIN_MS, Liveness
 from ..model import Ignored, Malformed, Merge, SessionLost
 from ..outcomes import outcome_of, outcome_of_error
@@ -112,6 +112,11 @@ class NotificationsSettings:
     decorated_text: bool = False  # store decoratedTranscript where given (``wire/genesys.py``)
 
 
+def wall_ms() -> int:
+    """Our clock in epoch ms, as gaps are recorded (``coverage.py``)."""
+    return int(time.time() * 1000)
+
+
 class _ChannelLost(Exception):
     """This channel cannot be used any more; make a new one."""
 
@@ -156,12 +161,12 @@ class NotificationsSource:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
-        on_gap: Callable[[Sequence[GapRecord]], None] | None = None,
+        report: Callable[[Seen], None] | None = None,
     ) -> None:
-        """``on_gap`` writes gap records down for the backfill (``gaprecords.py``)."""
+        """``report`` is told what the source saw (``coverage.py``): followed, listening,
+        heard, a socket gap, unfollowed; the completeness side records it."""
         self.settings = settings
-        self._on_gap = on_gap
-        self._communications: dict[str, tuple[str, ...]] = {}
+        self._report = report
         self.tokens = tokens
         self.plan = ChannelPlan(settings.max_topics_per_channel, settings.max_channels)
         self._rng = rng or random.Random()
@@ -220,49 +225,23 @@ class NotificationsSource:
     def conversations(self) -> set[str]:
         return self.plan.conversations()
 
-    def resume(self, conversations: dict[str, list[str]]) -> None:
-        """Conversations followed before a restart (the heartbeat, ``gaprecords.py``): each is
-        watched for silence as if heard now, so one that ended while the worker was down (its
-        ``SESSION_ENDED`` never to come) is let go after the keepalive once followed again,
-        and its communications are known again. (Watching one not followed is harmless: the
-        liveness check passes over it.)"""
-        now = int(trio.current_time() * 1000)
-        for conversation, communications in conversations.items():
-            self.liveness.heard(conversation, now)
-            self._know(conversation, communications)
-
-    def _know(self, conversation_id: str, communications: Sequence[str]) -> None:
-        """Remember communication ids of a conversation (for its gap records), each once."""
-        known = self._communications.get(conversation_id, ())
-        self._communications[conversation_id] = (
-            *known,
-            *(c for c in communications if c not in known),
-        )
-
-    def communications(self, conversation_id: str) -> tuple[str, ...]:
-        """The communication ids the conversation's messages named so far."""
-        return self._communications.get(conversation_id, ())
-
-    def _record_gaps(self, records: list[GapRecord]) -> None:
-        if self._on_gap is None or not records:
-            return
-        try:
-            self._on_gap(records)
-        except OSError as exc:
-            log.error(
-                "cannot write the gap record of %d conversation(s) (%s): their gap will not "
-                "be backfilled unless `backfill` is run for them",
-                len(records),
-                exc,
-            )
+    def _tell(self, seen: Seen) -> None:
+        if self._report is not None:
+            self._report(seen)
 
     def _gap_closed(self, gap: Gap) -> None:
-        self._record_gaps(
-            [
-                GapRecord(c, gap.start_ms, gap.end_ms, SOCKET_LOST, self.communications(c))
-                for c in gap.conversations
-            ]
-        )
+        self._tell(SocketGap(gap.conversations, gap.start_ms, gap.end_ms, gap.refused))
+
+    def _listening(self, channel: _Channel, topics: Sequence[str]) -> None:
+        """``topics`` of ``channel`` are subscribed with a live socket: watched for silence
+        from now (heard or not, ``liveness.py``), and reported."""
+        conversations = tuple(t.split(".")[2] for t in topics if t.startswith("v2.conversations."))
+        if not conversations:
+            return
+        now = int(trio.current_time() * 1000)
+        for conversation_id in conversations:
+            self.liveness.watch(conversation_id, now)
+        self._tell(Listening(conversations, wall_ms()))
 
     async def run(
         self, emit: Emit, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -278,7 +257,7 @@ class NotificationsSource:
                 for queue_id in self.settings.queue_ids:
                     self._add(queue_conversations_topic(queue_id))
                 for conversation_id in self.settings.conversation_ids:
-                    self._add(transcription_topic(conversation_id))
+                    self.add_conversation(conversation_id)
                 if not self.plan.slots and self.settings.shard is None:
                     raise SourceError(
                         "nothing to subscribe: set CONVERSATION_ID or GENESYS_QUEUE_ID"
@@ -299,11 +278,15 @@ class NotificationsSource:
 
     def add_conversation(self, conversation_id: str) -> None:
         """Subscribe a conversation's transcription topic (no-op if already subscribed)."""
+        self._tell(Followed(conversation_id, wall_ms()))
         self._add(transcription_topic(conversation_id))
 
     def remove_conversation(self, conversation_id: str) -> None:
+        self._unfollow(conversation_id, Ended.REMOVED)
+
+    def _unfollow(self, conversation_id: str, how: Ended, silent_ms: int = 0) -> None:
         self.liveness.ended(conversation_id)
-        self._communications.pop(conversation_id, None)
+        self._tell(Unfollowed(conversation_id, how, wall_ms(), silent_ms))
         for slot in self.plan.remove_conversation(conversation_id):
             self._slot_tasks(slot).notify()
             log.info("unsubscribed conversation %s", conversation_id)
@@ -356,19 +339,7 @@ class NotificationsSource:
             )
             # Unsubscribed from here on: whatever the conversation still says (if its
             # session did go on) is heard no more, so its gap has no end of ours.
-            wall_ms = int(time.time() * 1000)
-            self._record_gaps(
-                [
-                    GapRecord(
-                        conversation_id,
-                        wall_ms - silent_ms,
-                        wall_ms + UNHEARD_AFTER_MS,
-                        SESSION_UNSEEN,
-                        self.communications(conversation_id),
-                    )
-                ]
-            )
-            self.remove_conversation(conversation_id)
+            self._unfollow(conversation_id, Ended.SILENT, silent_ms)
             await emit(SessionLost(conversation_id, silent_ms), "")
         return [conversation_id for conversation_id, _ in lost]
 
@@ -490,7 +461,10 @@ class NotificationsSource:
                 f"{first.get('rejectionReason')} (missing permissions: {missing}). The OAuth "
                 f"client's role needs {TRANSCRIPTION_PERMISSION}"
             )
+        added = wanted - channel.subscribed
         channel.subscribed = wanted
+        if channel.sockets:
+            self._listening(channel, tuple(added))
 
     async def _keep_subscriptions(self, slot: Slot, channel: _Channel) -> None:
         tasks = self._slot_tasks(slot)
@@ -528,6 +502,7 @@ class NotificationsSource:
             channel.heard_at = trio.current_time()
             channel.connected.set()
             tasks.gaps.live(slot.conversations())
+            self._listening(channel, tuple(channel.subscribed))
             attempt = 0
 
         while True:
@@ -628,12 +603,17 @@ class NotificationsSource:
                 if isinstance(event, Transcription):
                     conversation = event.conversation_id
                     self.liveness.heard(conversation, int(channel.heard_at * 1000))
-                    communication = event.communication_id
-                    if communication and communication not in self.communications(conversation):
-                        self._know(conversation, (communication,))
+                    self._tell(
+                        Heard(
+                            conversation,
+                            event.communication_id,
+                            event.session_start_ms,
+                            wall_ms(),
+                        )
+                    )
                     await emit(event, message)
                     if event.session_ended:
-                        self.remove_conversation(event.conversation_id)
+                        self._unfollow(conversation, Ended.SESSION_ENDED)
                 elif isinstance(event, Malformed):
                     await emit(event, message)
                 elif isinstance(event, SocketClosing):
@@ -659,6 +639,7 @@ class NotificationsSource:
                             event.queue_id,
                             event.conversation_id,
                         )
+                        self._tell(Followed(event.conversation_id, wall_ms()))
                         self._place(placement)
                         self._counted()
                 elif isinstance(event, SubscriptionReply) and not event.ok:

@@ -68,6 +68,10 @@ class Faults:
     deny_transcripts: bool = field(
         default=False, metadata=_help("post-call transcripts refused: missing permission (403)")
     )
+    deny_analytics: bool = field(
+        default=False,
+        metadata=_help("conversation details refused: missing analytics:conversationDetail:view"),
+    )
 
 
 @dataclass

@@ -20,7 +20,14 @@ simulator's own calls, so every utterance of the truth file is in a phrase:
 * ``GET /api/v2/analytics/conversations/{c}/details`` and ``POST
   /api/v2/analytics/conversations/details/query`` (``interval``, a ``queueId`` segment
   filter, ``paging``): ``AnalyticsConversationWithoutAttributes``, the customer's voice
-  session's ``sessionId`` being the call's communication id.
+  session's ``sessionId`` being the call's communication id, ``conversationEnd`` only once
+  the call has ended (the model makes it optional; the query's page says nothing of calls in
+  progress, and filtering on ``conversationEnd`` ``exists`` is how users keep only ended
+  ones). The query matches as the platform documents it: a conversation that started on a
+  UTC day the interval touches (developer.genesys.cloud, "Conversation detail queries") and
+  was active in the interval (started before its end, not ended before its start), so a
+  call that began before the interval and was still on the queue in it is found. With the
+  ``deny_analytics`` fault both answer 403 naming ``analytics:conversationDetail:view``.
 
 Times: ``now`` is the caller's clock (Trio's), as in ``api.py``; a call's end is told by the
 dispatcher when its ``SESSION_ENDED`` frame goes out (sent or lost).
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -95,6 +103,8 @@ class PostCallApi:
 
     def handle(self, method: str, path: str, body: bytes, now: float) -> Response:
         """An authenticated request under the STA or analytics prefixes."""
+        if path.startswith(DETAILS_PREFIX) and self.config.faults.deny_analytics:
+            return self._denied("analytics:conversationDetail:view")
         if path == DETAILS_QUERY and method == "POST":
             return self._query(body)
         parts = path.removeprefix(STA_PREFIX).split("/")
@@ -112,16 +122,7 @@ class PostCallApi:
         self, conversation_id: str, communication_id: str, which: str, now: float
     ) -> Response:
         if self.config.faults.deny_transcripts:
-            return self.json(
-                403,
-                {
-                    "message": "Unable to perform the requested action. You are missing the "
-                    "following permission(s): [recording:recording:view, "
-                    "recording:recordingSegment:view]",
-                    "code": "missing.any.permissions",
-                    "status": 403,
-                },
-            )
+            return self._denied("recording:recording:view, recording:recordingSegment:view")
         call = self.calls.get(conversation_id)
         ended = self.ended_at.get(conversation_id)
         if call is None or call.communication_id != communication_id:
@@ -165,10 +166,15 @@ class PostCallApi:
             if p.get("dimension") == "queueId"
         ]
         calls = sorted(self.calls.values(), key=lambda c: c.session_start_ms)
+        now_ms = int(time.time() * 1000)
+        first_day, last_day = start_iso[:10], end_iso[:10]
         found = [
             c
             for c in calls
-            if start_iso <= iso_ms(c.session_start_ms) < end_iso
+            if first_day <= iso_ms(c.session_start_ms)[:10] <= last_day
+            and iso_ms(c.session_start_ms) < end_iso
+            and iso_ms(self.ended_ms.get(c.conversation_id, max(now_ms, c.session_start_ms)))
+            >= start_iso
             and (not queues or self.config.queue_id in queues)
         ]
         page = found[(number - 1) * size : number * size]
@@ -209,6 +215,17 @@ class PostCallApi:
         if end is not None:
             conversation["conversationEnd"] = iso_ms(end)
         return conversation
+
+    def _denied(self, permissions: str) -> Response:
+        return self.json(
+            403,
+            {
+                "message": "Unable to perform the requested action. You are missing the "
+                f"following permission(s): [{permissions}]",
+                "code": "missing.any.permissions",
+                "status": 403,
+            },
+        )
 
     def _not_found(self, message: str) -> Response:
         return self.json(404, {"message": message, "code": "not.found", "status": 404})

@@ -1,0 +1,102 @@
+"""``journal.jsonl``: what the worker follows and when it was last alive, append-only.
+
+One JSON record a line (``coverage.py`` makes them and folds them back): ``follow``,
+``heard``, ``comm`` (a communication id), ``unfollow``, ``queue``, and ``alive`` (when the
+worker last knew itself running). Appends are buffered and written with an ``alive`` record
+and one fsync every ``flush_s`` (``completeness.py``), so a change costs one line, whatever
+the number of conversations followed; the journal is rewritten whole (compacted) only at
+start and when it has grown to several times what it says. Everything appended before an
+``alive`` record is on disk with it: a SIGKILL loses at most the last ``flush_s`` of changes,
+and what those were (a conversation announced on a queue) the next start's catch-up finds
+from before that ``alive`` (``absence.py``).
+
+The writes are synchronous on purpose, as the backfill queue's (``gaprecords.py``): small,
+and a start must not read its first frame before its record is on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+log = logging.getLogger("trio_transcripts.backfill")
+
+JOURNAL_FILE = "journal.jsonl"
+COMPACT_AT_LEAST = 10_000
+"""Appended lines after which a compaction is considered (and done when they are also
+``COMPACT_RATIO`` times what the last compaction wrote)."""
+COMPACT_RATIO = 4
+
+
+class Journal:
+    """The journal file in ``state_dir`` (module docstring)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = Path(state_dir) / JOURNAL_FILE
+        self._pending: list[dict[str, object]] = []
+        self._appended = 0  # lines since the last compaction
+        self._compacted = 0  # lines the last compaction wrote
+
+    def read(self) -> list[dict[str, object]]:
+        """Every readable record, oldest first; a torn line (a crash mid-append) is skipped
+        with a log line: nothing after an unflushed line was ever relied on."""
+        records: list[dict[str, object]] = []
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                for number, line in enumerate(f, 1):
+                    try:
+                        value = json.loads(line)
+                    except ValueError:
+                        log.warning("%s:%d: unreadable record skipped", self.path, number)
+                        continue
+                    if isinstance(value, dict):
+                        records.append(value)
+        except FileNotFoundError:
+            pass
+        return records
+
+    def add(self, records: Iterable[dict[str, object]]) -> None:
+        """Buffer records for the next :meth:`flush`."""
+        self._pending.extend(records)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def flush(self, alive_ms: int) -> None:
+        """Append what is buffered and an ``alive`` record, then fsync (``OSError`` leaves
+        the records buffered for the next try)."""
+        records = [*self._pending, {"type": "alive", "atMs": alive_ms}]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        self._pending.clear()
+        self._appended += len(records)
+
+    def wants_compaction(self) -> bool:
+        return self._appended >= max(COMPACT_AT_LEAST, COMPACT_RATIO * self._compacted)
+
+    def rewrite(self, records: list[dict[str, object]]) -> None:
+        """Replace the journal with ``records`` (what it says now), atomically; what is
+        buffered is dropped: ``records`` says it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = self.path.with_suffix(".tmp")
+        with open(fresh, "w", encoding="utf-8") as f:
+            f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(fresh, self.path)
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the rename itself survives a power cut
+        finally:
+            os.close(directory)
+        self._pending.clear()
+        self._appended = 0
+        self._compacted = len(records)
