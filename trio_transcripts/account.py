@@ -71,6 +71,25 @@ class Account:
         )
 
 
+def total(accounts: Sequence[Account]) -> Account:
+    """Several runs' accounts added up (the supervisor's children): counts summed, gaps by
+    reason merged, uncovered absences listed."""
+    sums: dict[str, object] = {}
+    for name in Account.__dataclass_fields__:
+        values = [getattr(a, name) for a in accounts]
+        if name == "gaps_by_reason":
+            merged: dict[str, int] = {}
+            for value in values:
+                for why, n in value.items():
+                    merged[why] = merged.get(why, 0) + n
+            sums[name] = merged
+        elif name == "absences_uncovered":
+            sums[name] = tuple(span for value in values for span in value)
+        else:
+            sums[name] = sum(values)
+    return Account(**sums)  # type: ignore[arg-type]
+
+
 class SetAside(enum.Enum):
     """Why utterances went to the dead-letter file (a metric label: few, fixed values)."""
 

@@ -380,7 +380,7 @@ class Backfiller:
         elif step is Step.GIVE_UP:
             reason = attempt.reason
             if attempt.outcome is not Outcome.REFUSED:
-                reason = f"still not possible after {self.settings.give_up_s:.0f} s: {reason}"
+                reason = f"still not available after {self.settings.give_up_s:.0f} s: {reason}"
             self._give_up(job, reason)
         elif step is Step.RETRY:
             self._later(job, attempt)

@@ -130,7 +130,7 @@ class BackfillQueue:
                         value = json.loads(line)
                     except ValueError:
                         # Only a crash mid-append tears a line: that record was never
-                        # acknowledged to anyone, and the heartbeat still covers its gap.
+                        # acknowledged to anyone, and the journal still covers its gap.
                         log.warning("%s:%d: unreadable record skipped", self.path, number)
                         continue
                     if isinstance(value, dict):

@@ -147,9 +147,16 @@ def _read_v2(
         f'|> filter(fn: (r) => r._measurement == "{measurement}"{match}) '
         '|> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")'
     )
+    from influxdb_client.rest import ApiException
+
     token, org = settings.token or "", settings.org or ""
-    with InfluxDBClient(url=settings.url, token=token, org=org) as client:
-        tables = client.query_api().query(flux)
+    try:
+        with InfluxDBClient(url=settings.url, token=token, org=org) as client:
+            tables = client.query_api().query(flux)
+    except ApiException as exc:  # an answer, but not rows: the caller says what it means
+        raise FatalError(
+            f"InfluxDB at {settings.where} refused the query: HTTP {exc.status} {exc.reason}"
+        ) from None
     rows = []
     for table in tables:
         for record in table.records:

@@ -3,7 +3,7 @@
 A Trio nursery of child processes, each ``python -m trio_transcripts run`` with the
 supervisor's own arguments plus ``--shard I/N`` (and, with ``--metrics-address HOST:PORT``,
 ``HOST:PORT+I``; with ``--spool DIR``, ``DIR/shard-I-of-N``, so each replays its own, and
-likewise its own gap records and heartbeat in ``--state-dir``). A child
+likewise its own gap records and journal in ``--state-dir``). A child
 that dies is restarted with capped backoff, logged and counted; a child that exits 1 (a fatal
 configuration or credentials error, which every shard shares) stops them all, and the
 supervisor exits 1. SIGINT/SIGTERM is passed on, so each child
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from .account import Account
+from .account import Account, total
 
 log = logging.getLogger("trio_transcripts.supervisor")
 
@@ -114,11 +114,7 @@ class Supervisor:
         return 0 if clean else 1
 
     def account(self) -> Account:
-        accounts = [c.account for c in self.children if c.account is not None]
-        sums = {
-            name: sum(getattr(a, name) for a in accounts) for name in Account.__dataclass_fields__
-        }
-        return Account(**sums)
+        return total([c.account for c in self.children if c.account is not None])
 
     async def _keep(self, child: Child) -> None:
         failures = 0
