@@ -24,9 +24,11 @@ from tests.test_backfill import (
 from trio_transcripts.absence import sort
 from trio_transcripts.assemble import assemble
 from trio_transcripts.backfill import Backfiller
+from trio_transcripts.journal import JOURNAL_FILE
 from trio_transcripts.testing.influxd import Influxd
 from trio_transcripts.testing.simulator import Faults, SimConfig, Simulator
 from trio_transcripts.wire.analytics import CallRecord
+from trio_transcripts.worker import Worker
 
 # Calls under way before any worker listens, as real calls are.
 UNDER_WAY = dict(LIVE_CALLS, start_after_sockets=0)
@@ -53,9 +55,18 @@ async def test_a_worker_started_mid_call_backfills_the_head(
     assert worker.account.gaps_by_reason.get("head", 0) >= 1
 
 
-@pytest.mark.parametrize("kill_after_s", [1.0, 3.0])
-async def test_a_worker_killed_in_its_first_seconds_misses_nothing_after_restart(
-    influxd: Influxd, database: str, tmp_path: Path, kill_after_s: float
+async def heard_once(path: Path) -> None:
+    """Poll until the journal says a conversation was heard: the worker is another process
+    (no event reaches this one)."""
+    while not (  # noqa: ASYNC110 - another process writes it
+        await trio.Path(path).exists() and '"heard"' in await trio.Path(path).read_text()
+    ):
+        await trio.sleep(0.1)
+
+
+@pytest.mark.parametrize("kill", ["at 1 s", "at 3 s", "mid-call"])
+async def test_a_worker_killed_at_any_moment_misses_nothing_after_restart(
+    influxd: Influxd, database: str, tmp_path: Path, kill: str
 ) -> None:
     faults = Faults(no_redelivery=True)
     sim = Simulator(SimConfig(calls=2, utterances=5, faults=faults, **UNDER_WAY))  # type: ignore[arg-type]
@@ -68,8 +79,12 @@ async def test_a_worker_killed_in_its_first_seconds_misses_nothing_after_restart
         info = await nursery.start(sim.run)
         env = {**simulator_env(info), "INFLUX_URL": influxd.url, "INFLUX_DATABASE": database}
         first = await start_worker_process(nursery, *args, env=env, cwd=tmp_path)
-        await trio.sleep(kill_after_s)  # the moment of the crash is what is tested
-        first.kill()
+        if kill == "mid-call":
+            with trio.fail_after(60):
+                await heard_once(tmp_path / "state" / JOURNAL_FILE)
+        else:
+            await trio.sleep(float(kill.split()[1]))  # the moment of the crash is the test
+        first.kill()  # no shutdown, no last record: a crash
         await first.wait()
         await until_sent(sim, 3)  # calls go on, unheard
         second = await start_worker_process(nursery, *args, env=env, cwd=tmp_path)
@@ -83,6 +98,21 @@ async def test_a_worker_killed_in_its_first_seconds_misses_nothing_after_restart
     rows = stored_finals(influxd, database)
     assert_each_truth_stored_once(sim, rows)
     assert backfilled(rows) >= 3
+
+
+def queue_worker(
+    info: dict[str, object], tmp_path: Path, influxd: Influxd, database: str
+) -> Worker:
+    """A worker that follows the simulator's queue q-1 (no conversation configured)."""
+    config = pipeline_config(
+        {**info, "conversation_ids": []},
+        tmp_path,
+        influxd,
+        database,
+        queue_ids=("q-1",),
+        **QUICK,
+    )
+    return assemble(config)
 
 
 async def test_a_queue_followed_across_a_clean_restart_loses_no_call(
@@ -100,15 +130,7 @@ async def test_a_queue_followed_across_a_clean_restart_loses_no_call(
     sim = Simulator(config)
     async with trio.open_nursery() as nursery:
         info = await nursery.start(sim.run)
-        queue_config = pipeline_config(
-            {**info, "conversation_ids": []},
-            tmp_path,
-            influxd,
-            database,
-            queue_ids=("q-1",),
-            **QUICK,
-        )
-        first = assemble(queue_config)
+        first = queue_worker(info, tmp_path, influxd, database)
         async with trio.open_nursery() as running:
             await running.start(first.run)
             await until_sent(sim, 3)
@@ -116,7 +138,7 @@ async def test_a_queue_followed_across_a_clean_restart_loses_no_call(
         absent_from = len(sim.truth)
         await until_sent(sim, 5)  # away: whole calls start and end unheard
         assert any(t.get("lost") for t in sim.truth[absent_from:])
-        second = assemble(queue_config)
+        second = queue_worker(info, tmp_path, influxd, database)
         await run_until_filled(second, sim)
         nursery.cancel_scope.cancel()
     rows = stored_finals(influxd, database)
@@ -134,15 +156,7 @@ async def test_without_the_analytics_permission_the_catch_up_is_off_said_and_cou
     )
     async with trio.open_nursery() as nursery:
         info = await nursery.start(sim.run)
-        config = pipeline_config(
-            {**info, "conversation_ids": []},
-            tmp_path,
-            influxd,
-            database,
-            queue_ids=("q-1",),
-            **QUICK,
-        )
-        worker = assemble(config)
+        worker = queue_worker(info, tmp_path, influxd, database)
         async with trio.open_nursery() as running:
             await running.start(worker.run)
             assert isinstance(worker.backfill, Backfiller)

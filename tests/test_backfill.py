@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import signal
 from pathlib import Path
 
 import pytest
@@ -14,16 +13,12 @@ import trio
 
 from tests.pipeline import (
     pipeline_config,
-    read_until_exit,
     simulator_config,
-    simulator_env,
-    start_worker_process,
 )
 from trio_transcripts import backfill_cmd
 from trio_transcripts.assemble import assemble
 from trio_transcripts.backfill import Backfiller
 from trio_transcripts.gaprecords import QUEUE_FILE, now_ms
-from trio_transcripts.journal import JOURNAL_FILE
 from trio_transcripts.lineproto import NS_PER_MS
 from trio_transcripts.sinks.file import FileSink
 from trio_transcripts.sinks.influx import InfluxSettings
@@ -231,48 +226,6 @@ async def test_the_command_finds_a_queues_calls_through_the_details_query(
         nursery.cancel_scope.cancel()
     assert "queue q-1: 3 of 3 call(s)" in capsys.readouterr().err
     assert_each_truth_stored_once(sim, stored_finals(influxd, database))
-
-
-async def test_a_worker_killed_mid_call_backfills_that_window_after_restart(
-    influxd: Influxd, database: str, tmp_path: Path
-) -> None:
-    sim = Simulator(
-        SimConfig(calls=2, utterances=6, faults=Faults(no_redelivery=True), **LIVE_CALLS)  # type: ignore[arg-type]
-    )
-    args = [
-        "--state-dir", str(tmp_path / "state"),
-        "--dead-letter", str(tmp_path / "dead.jsonl"),
-        "--session-keepalive", "4", "--backfill-retry", "0.2", "--batch-wait-ms", "20",
-    ]  # fmt: skip
-    async with trio.open_nursery() as nursery:
-        info = await nursery.start(sim.run)
-        env = {**simulator_env(info), "INFLUX_URL": influxd.url, "INFLUX_DATABASE": database}
-        first = await start_worker_process(nursery, *args, env=env, cwd=tmp_path)
-        with trio.fail_after(60):
-            await heard_once(tmp_path / "state" / JOURNAL_FILE)
-        first.kill()  # no shutdown, no last heartbeat: a crash
-        await first.wait()
-        await until_sent(sim, 4)  # calls go on, unheard: their frames are lost
-        second = await start_worker_process(nursery, *args, env=env, cwd=tmp_path)
-        with trio.fail_after(90):
-            await sim.done.wait()
-            await stored_count(influxd, database, len(sim.truth))
-        second.send_signal(signal.SIGTERM)
-        output = (await read_until_exit(second)).decode()
-        nursery.cancel_scope.cancel()
-    assert "the worker was not running from" in output
-    assert_each_truth_stored_once(sim, stored_finals(influxd, database))
-    backfilled = [r for r in stored_finals(influxd, database) if r["origin"] == "backfill"]
-    assert any(t.get("lost") for t in sim.truth) and len(backfilled) >= 1
-
-
-async def heard_once(path: Path) -> None:
-    """Poll until the journal says a conversation was heard: the worker is another process
-    (no event reaches this one)."""
-    while not (  # noqa: ASYNC110 - another process writes it
-        await trio.Path(path).exists() and '"heard"' in await trio.Path(path).read_text()
-    ):
-        await trio.sleep(0.1)
 
 
 async def until_sent(sim: Simulator, more: int) -> None:

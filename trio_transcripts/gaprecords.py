@@ -10,10 +10,8 @@ purpose: gaps are rare, and a record must be on disk before the source goes on.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +22,7 @@ import trio
 from .coverage import Gap, Why
 from .fillplan import Stage
 from .gapfill import Window
+from .journal import append_records, read_records, replace_records
 from .wire.instants import iso_of
 
 log = logging.getLogger("trio_transcripts.backfill")
@@ -122,22 +121,7 @@ class BackfillQueue:
 
     def load(self) -> dict[str, Job]:
         """Read the file, keep what is open, and rewrite it with only that (atomically)."""
-        records: list[dict[str, object]] = []
-        try:
-            with open(self.path, encoding="utf-8") as f:
-                for number, line in enumerate(f, 1):
-                    try:
-                        value = json.loads(line)
-                    except ValueError:
-                        # Only a crash mid-append tears a line: that record was never
-                        # acknowledged to anyone, and the journal still covers its gap.
-                        log.warning("%s:%d: unreadable record skipped", self.path, number)
-                        continue
-                    if isinstance(value, dict):
-                        records.append(value)
-        except FileNotFoundError:
-            pass
-        jobs = fold(records)
+        jobs = fold(read_records(self.path))
         self.jobs.update(jobs)
         self._rewrite()
         return jobs
@@ -159,12 +143,7 @@ class BackfillQueue:
         self.jobs.pop(conversation_id, None)
 
     def _append(self, records: list[dict[str, object]]) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        append_records(self.path, records)
 
     def _rewrite(self) -> None:
         records = [
@@ -173,10 +152,4 @@ class BackfillQueue:
             for comms in [job.communications]
             for g in job.gaps
         ]
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        fresh = self.path.with_suffix(".tmp")
-        with open(fresh, "w", encoding="utf-8") as f:
-            f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(fresh, self.path)
+        replace_records(self.path, records)

@@ -31,6 +31,55 @@ COMPACT_AT_LEAST = 10_000
 COMPACT_RATIO = 4
 
 
+def read_records(path: Path) -> list[dict[str, object]]:
+    """Every readable JSON-object line of ``path``, oldest first (none if it is missing). A
+    torn line (a crash mid-append) is skipped with a log line: what it held was never
+    relied on, as it was not yet fsynced (this journal, the backfill queue)."""
+    records: list[dict[str, object]] = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                try:
+                    value = json.loads(line)
+                except ValueError:
+                    log.warning("%s:%d: unreadable record skipped", path, number)
+                    continue
+                if isinstance(value, dict):
+                    records.append(value)
+    except FileNotFoundError:
+        pass
+    return records
+
+
+def _lines(records: Iterable[dict[str, object]]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+
+
+def append_records(path: Path, records: Iterable[dict[str, object]]) -> None:
+    """Append ``records`` to ``path`` and fsync."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(_lines(records))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def replace_records(path: Path, records: Iterable[dict[str, object]]) -> None:
+    """Replace ``path`` with ``records``, atomically and durably (the rename too)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fresh = path.with_suffix(".tmp")
+    with open(fresh, "w", encoding="utf-8") as f:
+        f.write(_lines(records))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(fresh, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a power cut
+    finally:
+        os.close(directory)
+
+
 class Journal:
     """The journal file in ``state_dir`` (module docstring)."""
 
@@ -41,22 +90,7 @@ class Journal:
         self._compacted = 0  # lines the last compaction wrote
 
     def read(self) -> list[dict[str, object]]:
-        """Every readable record, oldest first; a torn line (a crash mid-append) is skipped
-        with a log line: nothing after an unflushed line was ever relied on."""
-        records: list[dict[str, object]] = []
-        try:
-            with open(self.path, encoding="utf-8") as f:
-                for number, line in enumerate(f, 1):
-                    try:
-                        value = json.loads(line)
-                    except ValueError:
-                        log.warning("%s:%d: unreadable record skipped", self.path, number)
-                        continue
-                    if isinstance(value, dict):
-                        records.append(value)
-        except FileNotFoundError:
-            pass
-        return records
+        return read_records(self.path)
 
     def add(self, records: Iterable[dict[str, object]]) -> None:
         """Buffer records for the next :meth:`flush`."""
@@ -70,12 +104,7 @@ class Journal:
         """Append what is buffered and an ``alive`` record, then fsync (``OSError`` leaves
         the records buffered for the next try)."""
         records = [*self._pending, {"type": "alive", "atMs": alive_ms}]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        append_records(self.path, records)
         self._pending.clear()
         self._appended += len(records)
 
@@ -85,18 +114,7 @@ class Journal:
     def rewrite(self, records: list[dict[str, object]]) -> None:
         """Replace the journal with ``records`` (what it says now), atomically; what is
         buffered is dropped: ``records`` says it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = self.path.with_suffix(".tmp")
-        with open(fresh, "w", encoding="utf-8") as f:
-            f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(fresh, self.path)
-        directory = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)  # the rename itself survives a power cut
-        finally:
-            os.close(directory)
+        replace_records(self.path, records)
         self._pending.clear()
         self._appended = 0
         self._compacted = len(records)
