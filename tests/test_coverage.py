@@ -85,7 +85,7 @@ def test_never_heard_and_let_go_is_the_whole_call_or_its_open_gap() -> None:
     assert (whole.start_ms, whole.why) == (0, Why.NEVER_HEARD)
     coverage.carry("d", S, S - 5, Why.QUEUE_ABSENCE)
     (found,) = coverage.see(Unfollowed("d", Ended.FOUND_ENDED, S + 1)).gaps
-    assert (found.start_ms, found.why) == (S - 5, Why.QUEUE_ABSENCE)
+    assert (found.start_ms, found.why) == (0, Why.QUEUE_ABSENCE), "never heard: all of it"
 
 
 def test_an_ended_session_or_a_removal_is_no_gap() -> None:
@@ -103,9 +103,11 @@ def test_the_snapshot_folds_back_to_the_same_state() -> None:
     coverage.see(Heard("b", "m2", S, S))
     coverage.carry("c", S, None, None)
     coverage.see(Unfollowed("c", Ended.SESSION_ENDED, S + 9))
+    coverage.carry("d", S, S - 9, Why.WORKER_AWAY, heard_before=True)
     resumed = fold(coverage.snapshot(["q"], S + 10))
+    assert resumed.followed["d"].open_since == S - 9 and resumed.followed["d"].heard
     assert resumed.alive_ms == S + 10 and resumed.queues == ["q"]
-    assert set(resumed.followed) == {"a", "b"} and resumed.settled == {"c": S + 9}
+    assert set(resumed.followed) == {"a", "b", "d"} and resumed.settled == {"c": S + 9}
     assert resumed.followed["a"].open_since == S - 7
     assert resumed.followed["a"].why is Why.QUEUE_ABSENCE
     assert resumed.followed["a"].communications == ["m1"]
@@ -134,3 +136,19 @@ def test_the_fold_follows_exactly_what_was_followed_last_and_not_unfollowed(
         assert (conversation in resumed.settled) == (bool(kinds) and kinds[-1] == "unfollow")
     alive = [i for i, (_, k) in enumerate(events) if k == "alive"]
     assert resumed.alive_ms == (max(alive) if alive else None)
+
+
+def test_a_carried_call_never_heard_in_any_run_is_backfilled_whole() -> None:
+    coverage = Coverage()
+    coverage.carry("c", S, S + 5_000, Why.WORKER_AWAY)  # the last run never heard it
+    (gap,) = coverage.see(Unfollowed("c", Ended.FOUND_ENDED, S + 9_000)).gaps
+    assert (gap.start_ms, gap.why) == (0, Why.WORKER_AWAY), "its head too"
+
+
+def test_heard_closes_the_journal_s_open_gap() -> None:
+    records: list[dict[str, object]] = [
+        {"type": "follow", "conversationId": "c", "atMs": 1, "openSinceMs": 1, "why": "head"},
+        {"type": "heard", "conversationId": "c"},
+    ]
+    carried = fold(records).followed["c"]
+    assert carried.heard and carried.open_since is None

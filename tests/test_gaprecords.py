@@ -39,7 +39,8 @@ def test_a_restart_reads_what_is_open_and_keeps_only_that(tmp_path: Path) -> Non
     assert list(jobs) == ["c1"]
     job = jobs["c1"]
     assert job.windows == [Window(1_000, 2_000), Window(3_000, 4_000)]
-    assert job.communications == ["m1", "m2"] and job.since_ms == 1_000
+    assert job.communications == ["m1", "m2"]
+    assert job.since_ms > 1_700_000_000_000, "the give-up clock: when it was recorded"
     assert len((tmp_path / QUEUE_FILE).read_text().splitlines()) == 2, "compacted"
     assert list(BackfillQueue(tmp_path).load()) == ["c1"], "and still the same"
 
@@ -75,3 +76,10 @@ def test_the_fold_keeps_exactly_the_conversations_with_a_gap_after_their_last_se
         assert (conversation in jobs) == bool(open_gaps)
         if open_gaps:
             assert len(jobs[conversation].windows) == len(open_gaps)
+
+
+def test_a_whole_call_gap_is_given_up_on_from_when_it_was_recorded(tmp_path: Path) -> None:
+    queue = BackfillQueue(tmp_path)
+    queue.record([GapRecord("c", 0, 9_000_000_000_000, Why.NEVER_HEARD)])
+    assert queue.jobs["c"].since_ms > 1_700_000_000_000
+    assert BackfillQueue(tmp_path).load()["c"].since_ms == queue.jobs["c"].since_ms

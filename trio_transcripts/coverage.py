@@ -246,8 +246,10 @@ class Coverage:
         comms = tuple(state.communications)
         if state.heard:
             start, why = seen.at_ms - seen.silent_ms, Why.SILENCE
-        elif state.open_since is not None:
+        elif state.open_since is not None and state.heard_before:
             start, why = state.open_since, state.open_why or Why.WORKER_AWAY
+        elif state.open_since is not None:  # never heard in any run: its head too
+            start, why = 0, state.open_why or Why.WORKER_AWAY
         else:
             start, why = 0, Why.NEVER_HEARD  # the whole call: nothing of it was heard
         if state.open_since is not None:
@@ -269,9 +271,10 @@ class Coverage:
         records: list[dict[str, object]] = [{"type": "alive", "atMs": alive_ms}]
         records += [{"type": "queue", "queueId": q} for q in queues]
         for conversation_id, state in self.followed.items():
-            records.append(follow_record(conversation_id, state))
-            if state.heard_before:
-                records.append({"type": "heard", "conversationId": conversation_id})
+            record = follow_record(conversation_id, state)
+            if state.heard_before:  # not a ``heard`` record: that would close its open gap
+                record["heardBefore"] = True
+            records.append(record)
             records += [
                 {"type": "comm", "conversationId": conversation_id, "communicationId": m}
                 for m in state.communications
@@ -344,10 +347,15 @@ def fold(records: Iterable[Mapping[str, object]]) -> Resumed:
             if known is None:
                 out.settled.pop(conversation, None)
                 out.followed[conversation] = Carried(
-                    since if isinstance(since, int) else None, why, False, []
+                    since if isinstance(since, int) else None,
+                    why,
+                    record.get("heardBefore") is True,
+                    [],
                 )
         elif kind == "heard" and conversation in out.followed:
-            out.followed[conversation].heard = True
+            carried = out.followed[conversation]
+            carried.heard = True
+            carried.open_since = carried.why = None  # heard: that open gap was closed
         elif kind == "comm" and conversation in out.followed:
             communication = record.get("communicationId")
             comms = out.followed[conversation].communications

@@ -66,7 +66,7 @@ class Settled(Exception):
 def decide(
     stage: Stage, outcome: Outcome, since_ms: int, now_ms: int, give_up_ms: int
 ) -> tuple[Step, Stage]:
-    """The step after ``outcome`` for a job in ``stage`` whose first gap began at
+    """The step after ``outcome`` for a job in ``stage`` whose first gap was recorded at
     ``since_ms``, and the stage it is in then; past ``give_up_ms`` from ``since_ms`` a
     retry becomes giving up."""
     if stage is not Stage.OPEN:

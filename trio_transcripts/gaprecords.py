@@ -41,7 +41,9 @@ class Job:
     ms, does not)."""
 
     conversation_id: str
-    since_ms: int  # when its first open gap began
+    # When its first open gap was recorded (epoch ms): the give-up clock. Not the gap's
+    # start, which for a whole call is 0 and would give up at once.
+    since_ms: int
     gaps: list[Gap] = field(default_factory=list)
     communications: list[str] = field(default_factory=list)
     attempts: int = 0
@@ -54,7 +56,6 @@ class Job:
 
     def add(self, record: Gap) -> None:
         self.gaps.append(record)
-        self.since_ms = min(self.since_ms, record.start_ms)
         for communication in record.communications:
             if communication not in self.communications:
                 self.communications.append(communication)
@@ -74,7 +75,9 @@ def fold(records: Sequence[dict[str, object]]) -> dict[str, Job]:
             continue
         gap = _gap_of(record)
         if gap is not None:
-            jobs.setdefault(conversation, Job(conversation, gap.start_ms)).add(gap)
+            recorded = record.get("recordedMs")
+            since = recorded if isinstance(recorded, int) else max(gap.start_ms, 0)
+            jobs.setdefault(conversation, Job(conversation, since)).add(gap)
     return jobs
 
 
@@ -97,8 +100,9 @@ def _gap_of(record: dict[str, object]) -> Gap | None:
     )
 
 
-def _gap_json(record: Gap) -> dict[str, object]:
+def _gap_json(record: Gap, recorded_ms: int) -> dict[str, object]:
     return {
+        "recordedMs": recorded_ms,
         "type": "gap",
         "conversationId": record.conversation_id,
         "communications": list(record.communications),
@@ -130,9 +134,10 @@ class BackfillQueue:
         """Append ``gaps`` and fsync, then open or extend their jobs."""
         if not gaps:
             return
-        self._append([_gap_json(g) for g in gaps])
+        now = now_ms()
+        self._append([_gap_json(g, now) for g in gaps])
         for gap in gaps:
-            job = self.jobs.setdefault(gap.conversation_id, Job(gap.conversation_id, gap.start_ms))
+            job = self.jobs.setdefault(gap.conversation_id, Job(gap.conversation_id, now))
             job.add(gap)
         self.changed.set()
         self.changed = trio.Event()
@@ -147,7 +152,9 @@ class BackfillQueue:
 
     def _rewrite(self) -> None:
         records = [
-            _gap_json(Gap(job.conversation_id, g.start_ms, g.end_ms, g.why, tuple(comms)))
+            _gap_json(
+                Gap(job.conversation_id, g.start_ms, g.end_ms, g.why, tuple(comms)), job.since_ms
+            )
             for job in self.jobs.values()
             for comms in [job.communications]
             for g in job.gaps
