@@ -171,7 +171,7 @@ async def test_without_the_analytics_permission_the_catch_up_is_off_said_and_cou
     assert len(lines) == 1 and "analytics:conversationDetail:view" in lines[0].getMessage()
     (uncovered,) = worker.account.absences_uncovered
     assert uncovered.startswith("queue q-1 from ")
-    assert "not covered (no analytics permission)" in worker.account.summary()
+    assert "queue absences not looked at" in worker.account.summary()
     assert worker.account.persisted == len(sim.truth) == 4, "the live path goes on"
 
 

@@ -64,7 +64,8 @@ class Account:
                 else ""
             )
             + (
-                f"; not covered (no analytics permission): {'; '.join(self.absences_uncovered)}"
+                "; queue absences not looked at (the details query refused): "
+                + "; ".join(self.absences_uncovered)
                 if self.absences_uncovered
                 else ""
             )

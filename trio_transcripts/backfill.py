@@ -262,6 +262,9 @@ class Backfiller:
     def _uncovered(self, queue_id: str, since: int, until: int, reason: str) -> None:
         span = f"queue {queue_id} from {iso_of(since)} to {iso_of(until)}"
         self.counts.uncovered.append(span)
+        if "HTTP 403" not in reason:  # not the permission: say what it was
+            log.error("the calls of %s cannot be looked for: %s", span, reason)
+            return
         log.error(
             "the calls of %s cannot be looked for: the OAuth client needs %s (%s); calls that "
             "reached the queue meanwhile are not followed or backfilled",
@@ -372,17 +375,30 @@ class Backfiller:
                 if communication not in job.communications:
                     job.communications.append(communication)
         give_up_ms = int(self.settings.give_up_s * 1000)
-        step, job.stage = decide(job.stage, attempt.outcome, job.since_ms, now_ms(), give_up_ms)
-        if step is Step.DONE:
-            assert attempt.filled is not None, "FILLED carries what was filled"
-            self.counts.add(attempt.filled)
-            self._settled(job, attempt.filled)
-        elif step is Step.GIVE_UP:
-            reason = attempt.reason
-            if attempt.outcome is not Outcome.REFUSED:
-                reason = f"still not available after {self.settings.give_up_s:.0f} s: {reason}"
-            self._give_up(job, reason)
-        elif step is Step.RETRY:
+        step, stage = decide(job.stage, attempt.outcome, job.since_ms, now_ms(), give_up_ms)
+        try:
+            if step is Step.DONE:
+                assert attempt.filled is not None, "FILLED carries what was filled"
+                self._settled(job, attempt.filled)
+                self.counts.add(attempt.filled)
+            elif step is Step.GIVE_UP:
+                reason = attempt.reason
+                if attempt.outcome is not Outcome.REFUSED:
+                    reason = f"still not available after {self.settings.give_up_s:.0f} s: {reason}"
+                self._give_up(job, reason)
+        except OSError as exc:
+            # Not settled on disk: the job stays open and is tried again (a repeat writes
+            # nothing twice: the same ids, and what is stored covers the rest).
+            log.error(
+                "cannot write %s (%s): conversation %s tried again later",
+                self.queue.path,
+                exc,
+                job.conversation_id,
+            )
+            self._later(job, Attempt(Outcome.NOT_YET, f"cannot settle: {exc}"))
+            return Step.RETRY
+        job.stage = stage
+        if step is Step.RETRY:
             self._later(job, attempt)
         return step
 
@@ -402,6 +418,7 @@ class Backfiller:
         )
 
     def _give_up(self, job: Job, reason: str) -> None:
+        self.queue.settle(job.conversation_id, "dead", {"reason": reason})  # first: may fail
         self.counts.given_up += 1
         log.error(
             "backfill of conversation %s given up: %s; dead letter in %s",
@@ -418,7 +435,6 @@ class Backfiller:
                 reason,
             ),
         )
-        self.queue.settle(job.conversation_id, "dead", {"reason": reason})
 
     def _settled(self, job: Job, filled: Filled) -> None:
         plans, result = filled.plans, filled.result
