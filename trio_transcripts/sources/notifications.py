@@ -167,6 +167,10 @@ class NotificationsSource:
         heard, a socket gap, unfollowed; the completeness side records it."""
         self.settings = settings
         self._report = report
+        # The communication each conversation's last ``Heard`` named: one is reported only
+        # when that changes (its first message, a new communication), all ``coverage.py``
+        # needs, so a frame costs a dict lookup here, not a report.
+        self._heard: dict[str, str | None] = {}
         self.tokens = tokens
         self.plan = ChannelPlan(settings.max_topics_per_channel, settings.max_channels)
         self._rng = rng or random.Random()
@@ -286,6 +290,7 @@ class NotificationsSource:
 
     def _unfollow(self, conversation_id: str, how: Ended, silent_ms: int = 0) -> None:
         self.liveness.ended(conversation_id)
+        self._heard.pop(conversation_id, None)
         self._tell(Unfollowed(conversation_id, how, wall_ms(), silent_ms))
         for slot in self.plan.remove_conversation(conversation_id):
             self._slot_tasks(slot).notify()
@@ -603,14 +608,12 @@ class NotificationsSource:
                 if isinstance(event, Transcription):
                     conversation = event.conversation_id
                     self.liveness.heard(conversation, int(channel.heard_at * 1000))
-                    self._tell(
-                        Heard(
-                            conversation,
-                            event.communication_id,
-                            event.session_start_ms,
-                            wall_ms(),
+                    communication = event.communication_id
+                    if self._heard.get(conversation, "") != communication:
+                        self._heard[conversation] = communication
+                        self._tell(
+                            Heard(conversation, communication, event.session_start_ms, wall_ms())
                         )
-                    )
                     await emit(event, message)
                     if event.session_ended:
                         self._unfollow(conversation, Ended.SESSION_ENDED)
