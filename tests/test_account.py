@@ -26,7 +26,7 @@ from trio_transcripts.config import WorkerSettings
 from trio_transcripts.errors import FatalSinkError
 from trio_transcripts.model import Fragment, Merge, Utterance
 from trio_transcripts.router import RouterCounts, SourceEvent
-from trio_transcripts.sinks import Rejected, Sink, WriteResult
+from trio_transcripts.sinks import Rejected, WriteResult
 from trio_transcripts.sinks.deadletter import DeadLetters, read_dead_letters
 from trio_transcripts.sources import Emit, Gap, SourceHealth
 from trio_transcripts.spool import Spool, SpoolingSink
@@ -135,12 +135,12 @@ def run_worker(
     tmp = Path(tempfile.mkdtemp(prefix="trio-transcripts-account-", dir=FAST_DISK))
     try:
         store = ScriptedStore(list(steps))
-        sink: Sink = store
-        if spool:
-            sink = SpoolingSink(store, Spool(tmp / "spool"), spool_after_s=SPOOL_AFTER_S)
         worker = Worker(
             source=ListSource(fragments(count)),
-            sink=sink,
+            sink=store,
+            spool=SpoolingSink(store, Spool(tmp / "spool"), spool_after_s=SPOOL_AFTER_S)
+            if spool
+            else None,
             dead_letters=DeadLetters(tmp / "dead.jsonl"),
             settings=WorkerSettings(
                 buffer_capacity=8, batch_size=batch_size, shutdown_timeout_s=10.0

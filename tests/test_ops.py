@@ -68,7 +68,7 @@ async def test_metrics_equal_the_database_and_readiness_follows_the_parts(
             config = pipeline_config(info, tmp_path, server, "ops", ready_sink_s=1.0)
             ops = Ops(address, config.ready_sink_s)
             worker = assemble(config, observer=ops.metrics)
-            await nursery.start(ops.serve, worker)
+            await nursery.start(ops.serve, worker.snapshot)
             await nursery.start(worker.run)
             with trio.fail_after(60):
                 await run_until_idle(worker, sim)

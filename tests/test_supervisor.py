@@ -3,15 +3,19 @@ SIGTERM passed on, a configuration over the channel budget refused."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import signal
 import sys
 from pathlib import Path
 
+import pytest
 import trio
 
-from trio_transcripts.supervisor import Supervisor
+from trio_transcripts.config import Config
+from trio_transcripts.shard import Shard
+from trio_transcripts.supervisor import COMMAND, child_configs
 from trio_transcripts.testing.influxd import Influxd
 from trio_transcripts.testing.simulator import SimConfig, Simulator
 
@@ -83,16 +87,39 @@ async def test_more_shards_than_channels_is_refused(tmp_path: Path) -> None:
     assert b"OAuth client" in result.stderr
 
 
-def test_each_child_has_its_own_spool_and_state_directory() -> None:
-    def arguments(*given: str) -> list[list[str]]:
-        supervisor = Supervisor(given, 2)
-        return [supervisor.command(child) for child in supervisor.children]
+def test_each_child_has_its_own_shard_spool_state_directory_and_port() -> None:
+    config = Config(
+        client_id="id",
+        client_secret="s3cret",
+        spool_dir=Path("/var/spool/t"),
+        metrics_address="127.0.0.1:9464",
+    )
+    first, second = child_configs(config, 2)
+    assert (first.shard, second.shard) == (Shard(0, 2), Shard(1, 2))
+    assert first.spool_dir == Path("/var/spool/t/shard-0-of-2")
+    assert first.state_path == Path("/var/spool/state/shard-0-of-2")
+    assert second.state_path == Path("/var/spool/state/shard-1-of-2")
+    assert (first.metrics_address, second.metrics_address) == ("127.0.0.1:9464", "127.0.0.1:9465")
+    (only, _) = child_configs(dataclasses.replace(config, state_dir=Path("/srv/state")), 2)
+    assert only.state_path == Path("/srv/state/shard-0-of-2")
+    (bare, _) = child_configs(Config(), 2)
+    assert bare.state_path == Path("state/shard-0-of-2") and bare.spool_dir is None
+    # Settings go down a pipe: the command line is the same for every child, secret-free.
+    assert "s3cret" not in " ".join(COMMAND)
 
-    first, second = arguments("--spool", "/var/spool/t")
-    assert first[first.index("--spool") + 1] == "/var/spool/t/shard-0-of-2"
-    assert first[first.index("--state-dir") + 1] == "/var/spool/t/../state/shard-0-of-2"
-    assert second[second.index("--state-dir") + 1] == "/var/spool/t/../state/shard-1-of-2"
-    (only, _) = arguments("--state-dir=/srv/state")
-    assert "--state-dir=/srv/state/shard-0-of-2" in only and only.count("--state-dir") == 0
-    (bare, _) = arguments()
-    assert bare[bare.index("--state-dir") + 1] == "./state/shard-0-of-2"
+
+@pytest.mark.parametrize(
+    "abbreviated", [("--work", "2"), ("--state-d", "/tmp/one"), ("--spool-aft", "1")]
+)
+async def test_abbreviated_flags_are_a_usage_error(
+    tmp_path: Path, abbreviated: tuple[str, ...]
+) -> None:
+    result = await trio.run_process(
+        [sys.executable, "-m", "trio_transcripts", "run", *abbreviated],
+        env=simulator_env() | {"CONVERSATION_ID": "c1"},
+        cwd=tmp_path,
+        capture_stderr=True,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"unrecognized arguments: {' '.join(abbreviated)}".encode() in result.stderr

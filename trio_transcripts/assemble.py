@@ -81,10 +81,10 @@ def configured_sink(config: Config) -> Sink:
     return FileSink(config.output_path, config.schema)
 
 
-def spooled(config: Config, store: Sink) -> Sink:
-    """``store`` behind the durable spool when ``--spool`` is set."""
+def spooled(config: Config, store: Sink) -> SpoolingSink | None:
+    """The durable spool around ``store`` when ``--spool`` is set."""
     if config.spool_dir is None:
-        return store
+        return None
     spool = Spool(config.spool_dir, max_bytes=config.spool_max_bytes)
     return SpoolingSink(store, spool, spool_after_s=config.spool_after_s)
 
@@ -157,9 +157,11 @@ def assemble(
                 shard=config.shard,
             ),
         )
+    sink = store if store is not None else configured_sink(config)
     return Worker(
         source=source,
-        sink=spooled(config, store if store is not None else configured_sink(config)),
+        sink=sink,
+        spool=spooled(config, sink),
         dead_letters=dead_letters,
         tokens=tokens,
         settings=config,

@@ -386,7 +386,7 @@ async def _worker_phase(
         window = end - (clock.first if clock.first is not None else started)
         frames = worker.account.frames
         cpu_reading = time.process_time() - cpu_before
-        peak_buffer = worker.queue.statistics().peak
+        peak_buffer = worker.snapshot().ring_peak
         stop_at = trio.current_time()
         worker.stop()
     shutdown_s = trio.current_time() - stop_at

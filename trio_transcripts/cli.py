@@ -13,10 +13,10 @@ import importlib
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import __version__
-from .errors import ConfigError, FatalError
+from .errors import ConfigError, FatalError, first_fatal
 
 log = logging.getLogger("trio_transcripts")
 
@@ -67,11 +67,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m trio_transcripts",
         description="Persist real-time Genesys Cloud call transcripts into InfluxDB.",
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"trio_transcripts {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+        # No abbreviations: a flag added later would make an abbreviation that scripts and
+        # unit files use ambiguous, and one command's spelling would not be another's.
+        sub = commands.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
         if name == command:
             sub.add_argument("--log-format", choices=["text", "json"], default="text")
             sub.add_argument("--debug", action="store_true", help="debug logs and tracebacks")
@@ -86,15 +89,6 @@ def _fatal(exc: BaseException, debug: bool) -> int:
     return 1
 
 
-def _first_fatal(group: BaseExceptionGroup[BaseException]) -> FatalError | None:
-    for exc in group.exceptions:
-        if isinstance(exc, FatalError):
-            return exc
-        if isinstance(exc, BaseExceptionGroup) and (found := _first_fatal(exc)) is not None:
-            return found
-    return None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -103,21 +97,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    args.raw_arguments = argv[argv.index(args.command) + 1 :]  # for run --workers
     setup_logging(args.log_format, args.debug, quiet=args.command == "demo")
     module = importlib.import_module(COMMANDS[args.command][0])
+    return exit_code(lambda: module.main(args), args.debug)
+
+
+def exit_code(command: Callable[[], int], debug: bool) -> int:
+    """Run ``command``; a fatal error becomes exit code 1 and one line (see the module)."""
     try:
-        code: int = module.main(args)
+        code = command()
     except ConfigError as exc:
         print("trio_transcripts: configuration problems:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 1
     except FatalError as exc:
-        return _fatal(exc, args.debug)
+        return _fatal(exc, debug)
     except BaseExceptionGroup as group:  # a nursery on the way wrapped the fatal error
-        fatal = _first_fatal(group)
+        fatal = first_fatal(group)
         if fatal is None:
             raise
-        return _fatal(fatal, args.debug)
+        return _fatal(fatal, debug)
     return code

@@ -21,6 +21,7 @@ from .model import Utterance
 from .service import add_worker_flags, tuning, watch_signals
 from .show import print_transcript
 from .sinks import Sink, WriteResult
+from .snapshot import status_line
 from .stored import read_file, read_influx
 from .testing.harness import run_until_accounted
 from .testing.simulator import DEFAULT_CLIENT_SECRET, SimConfig, Simulator
@@ -103,14 +104,14 @@ async def _demo(args: argparse.Namespace) -> tuple[Worker, Simulator, _Tap, Conf
 
 
 async def _progress(worker: Worker, sim: Simulator) -> None:
-    last, last_t = 0, trio.current_time()
+    last = worker.snapshot()
     while True:
         await trio.sleep(1)
-        now, frames = trio.current_time(), worker.account.frames
-        rate = (frames - last) / (now - last_t)
-        last, last_t = frames, now
+        now = worker.snapshot()
+        rate = (now.account.frames - last.account.frames) / (now.at - last.at)
+        last = now
         print(
-            f"  {worker.status_line(rate)}; simulator sent {sim.stats.finals_sent} finals",
+            f"  {status_line(now, rate)}; simulator sent {sim.stats.finals_sent} finals",
             flush=True,
         )
 

@@ -18,6 +18,17 @@ class FatalError(Exception):
     """A run cannot go on; the message says what to change."""
 
 
+def first_fatal(group: BaseExceptionGroup[BaseException]) -> FatalError | None:
+    """The first :class:`FatalError` in ``group``, however deeply nested (each nursery on
+    the way wraps what its tasks raised in a group of its own)."""
+    for exc in group.exceptions:
+        if isinstance(exc, FatalError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup) and (found := first_fatal(exc)) is not None:
+            return found
+    return None
+
+
 class ConfigError(FatalError):
     """Settings that are missing, invalid or ambiguous; ``problems`` lists each, with an
     example of a valid value. Secrets are never part of the text."""

@@ -3,10 +3,10 @@
 With ``--metrics-address HOST:PORT`` (``METRICS_ADDRESS``), one ASGI app, served by Hypercorn
 under Trio, answers:
 
-* ``/metrics``: Prometheus text, by ``prometheus-client``. The counters are read from the
-  worker's account at scrape time (one source of truth: ``utterances_persisted_total`` is
-  what the store acknowledged), the gauges from the ring, the coalescer, the source and the
-  spool; the histograms are observed after each write.
+* ``/metrics``: Prometheus text, by ``prometheus-client``. The counters and gauges are read
+  from one snapshot of the worker taken at scrape time (``snapshot.py``; one source of
+  truth: ``utterances_persisted_total`` is what the store acknowledged); the histograms are
+  observed after each write.
 * ``/healthz``: 200 while the Trio loop serves requests.
 * ``/readyz``: 200 with a JSON body of its checks when the token is valid, every socket is
   connected and was heard from recently, and the sink acknowledged a write or a ping within
@@ -37,8 +37,7 @@ from .coverage import Why
 from .errors import ConfigError
 from .model import Utterance
 from .sinks import WriteResult
-from .spool import SpoolingSink
-from .worker import Worker
+from .snapshot import Snapshot, readiness
 
 log = logging.getLogger("trio_transcripts.ops")
 
@@ -47,6 +46,7 @@ PREFIX = "trio_transcripts_"
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+Snapshots = Callable[[], Snapshot]  # a running worker's ``snapshot``
 
 
 class Metrics:
@@ -83,19 +83,18 @@ class Metrics:
                 if id(u) not in refused:
                     self.persist_lag_seconds.observe(max(0, now_ms - u.end_ms) / 1000)
 
-    def watch(self, worker: Worker) -> None:
-        """Read the account and gauges of ``worker`` at every scrape."""
-        self.registry.register(_WorkerCollector(worker))
+    def watch(self, snapshots: Snapshots) -> None:
+        """Read a worker's snapshot at every scrape."""
+        self.registry.register(_WorkerCollector(snapshots))
 
 
 class _WorkerCollector(Collector):
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
+    def __init__(self, snapshots: Snapshots) -> None:
+        self.snapshots = snapshots
 
     def collect(self) -> Iterator[Metric]:
-        w = self.worker
+        w = self.snapshots()
         a = w.account
-        now = trio.current_time()
 
         def counter(name: str, doc: str, value: float) -> CounterMetricFamily:
             return CounterMetricFamily(PREFIX + name, doc, value=value)
@@ -104,7 +103,7 @@ class _WorkerCollector(Collector):
             return GaugeMetricFamily(PREFIX + name, doc, value=value)
 
         frames = CounterMetricFamily(PREFIX + "frames", "Frames read.", labels=["source"])
-        frames.add_metric([w.source.kind], a.frames)
+        frames.add_metric([w.source], a.frames)
         yield frames
         yield counter("malformed_frames", "Frames set aside unread.", a.malformed)
         yield counter("fragments", "Transcript fragments read.", a.fragments)
@@ -127,7 +126,7 @@ class _WorkerCollector(Collector):
             labels=["reason"],
         )
         for why in SetAside:
-            dead.add_metric([why.value], w.ledger.set_aside_by[why])
+            dead.add_metric([why.value], w.set_aside_by.get(why.value, 0))
         yield dead
         yield counter("utterances_spooled", "Utterances written to the spool.", a.spooled)
         yield counter("utterances_replayed", "Utterances replayed from the spool.", a.replayed)
@@ -149,59 +148,26 @@ class _WorkerCollector(Collector):
         reconnects = CounterMetricFamily(
             PREFIX + "reconnects", "Sockets replaced, by why.", labels=["reason"]
         )
-        for reason, count in sorted(w.source.reconnects().items()):
+        for reason, count in sorted(w.reconnects.items()):
             reconnects.add_metric([reason], count)
         yield reconnects
-        renewals = w.tokens.renewals if w.tokens is not None else 0
-        yield counter("token_renewals", "Tokens fetched.", renewals)
-        stats = w.queue.statistics()
-        yield gauge("ring_occupancy", "Utterances in the ring.", stats.count)
-        yield gauge("ring_capacity", "The ring's capacity.", stats.capacity)
+        yield counter("token_renewals", "Tokens fetched.", w.token_renewals)
+        yield gauge("ring_occupancy", "Utterances in the ring.", w.ring_count)
+        yield gauge("ring_capacity", "The ring's capacity.", w.ring_capacity)
         yield gauge(
-            "ring_paused", "1 while the reader is held at the high-water mark.", stats.paused
+            "ring_paused", "1 while the reader is held at the high-water mark.", w.ring_paused
         )
-        yield gauge(
-            "coalescer_pending", "Utterances awaiting their final.", w.router.coalescer.pending
-        )
-        health = w.source.health(now)
-        yield gauge("channels", "Sockets the source holds (channels).", health.sockets)
-        yield gauge("subscribed_topics", "Topics subscribed.", health.topics)
-        spool = w.sink.spool.size() if isinstance(w.sink, SpoolingSink) else 0
-        yield gauge("spool_bytes", "Bytes in the spool.", spool)
-        since = now - w.last_frame_at if w.last_frame_at is not None else math.nan
+        yield gauge("coalescer_pending", "Utterances awaiting their final.", w.pending)
+        yield gauge("channels", "Sockets the source holds (channels).", w.sockets)
+        yield gauge("subscribed_topics", "Topics subscribed.", w.topics)
+        yield gauge("spool_bytes", "Bytes in the spool.", w.spool_bytes)
+        since = w.since_last_frame_s if w.since_last_frame_s is not None else math.nan
         yield gauge("seconds_since_last_frame", "Seconds since a frame was read.", since)
 
 
-def readiness(worker: Worker, ready_sink_s: float) -> tuple[bool, dict[str, dict[str, object]]]:
-    """The checks of ``/readyz``: each ``{"ok": bool, "detail": str}``."""
-    now = trio.current_time()
-    checks: dict[str, dict[str, object]] = {}
-    tokens = worker.tokens
-    checks["token"] = {
-        "ok": tokens is None or tokens.valid(),
-        "detail": "not needed" if tokens is None else ("valid" if tokens.valid() else "none valid"),
-    }
-    health = worker.source.health(now)
-    checks["source"] = {
-        "ok": health.sockets > 0 and health.live == health.sockets,
-        "detail": f"{health.live} of {health.sockets} sockets connected and heard from",
-    }
-    ok_at = worker.sink_ok_at
-    age = now - ok_at if ok_at is not None else math.inf
-    checks["sink"] = {
-        "ok": age <= ready_sink_s,
-        "detail": f"{worker.sink.describe()}: last acknowledged {age:.0f} s ago"
-        if ok_at is not None
-        else f"{worker.sink.describe()}: not ready yet",
-    }
-    checks["running"] = {
-        "ok": not worker.stopping,
-        "detail": "shutting down" if worker.stopping else "running",
-    }
-    return all(bool(c["ok"]) for c in checks.values()), checks
-
-
-def app(worker: Worker, metrics: Metrics, ready_sink_s: float) -> Callable[..., Awaitable[None]]:
+def app(
+    snapshots: Snapshots, metrics: Metrics, ready_sink_s: float
+) -> Callable[..., Awaitable[None]]:
     """The ASGI app: ``/metrics``, ``/healthz``, ``/readyz``."""
     exposition = make_asgi_app(metrics.registry)
 
@@ -228,7 +194,8 @@ def app(worker: Worker, metrics: Metrics, ready_sink_s: float) -> Callable[..., 
         elif path == "/healthz":
             await respond(send, 200, b"ok\n", "text/plain")
         elif path == "/readyz":
-            ready, checks = readiness(worker, ready_sink_s)
+            checks = readiness(snapshots(), ready_sink_s)
+            ready = all(bool(c["ok"]) for c in checks.values())
             body = json.dumps({"ready": ready, "checks": checks}).encode()
             await respond(send, 200 if ready else 503, body, "application/json")
         else:
@@ -246,7 +213,10 @@ class Ops:
         self.metrics = Metrics()
 
     async def serve(
-        self, worker: Worker, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
+        self,
+        snapshots: Snapshots,
+        *,
+        task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serve until cancelled; the start value is the URLs it listens on."""
         config = HypercornConfig()
@@ -254,8 +224,8 @@ class Ops:
         config.accesslog = None
         config.errorlog = logging.getLogger("trio_transcripts.ops.http")
         config.graceful_timeout = 0.5
-        self.metrics.watch(worker)
-        endpoints = app(worker, self.metrics, self.ready_sink_s)
+        self.metrics.watch(snapshots)
+        endpoints = app(snapshots, self.metrics, self.ready_sink_s)
         try:
             await serve(endpoints, config, task_status=task_status, mode="asgi")
         except OSError as exc:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -173,7 +173,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="run N shard processes (--shard 0/N ... N-1/N) under one supervisor",
     )
-    parser.add_argument("--account-json", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--env-file", type=Path, default=Path(".env"))
     parser.add_argument(
         "--config",
@@ -205,32 +204,27 @@ async def watch_signals(worker: Worker) -> None:
                 worker.stop()
 
 
-async def run_until_signalled(worker: Worker, ops: Ops | None = None) -> None:
-    """Run ``worker`` under SIGINT/SIGTERM, with its metrics and health endpoints if any."""
+async def run_until_signalled(
+    worker: Worker,
+    ops: Ops | None = None,
+    beside: Callable[[Worker], Awaitable[None]] | None = None,
+) -> None:
+    """Run ``worker`` under SIGINT/SIGTERM, with its metrics and health endpoints if any, and
+    ``beside(worker)`` (a shard process's reports) until it ends."""
     async with trio.open_nursery() as nursery:
         nursery.start_soon(watch_signals, worker)
         if ops is not None:
-            await nursery.start(ops.serve, worker)
+            await nursery.start(ops.serve, worker.snapshot)
+        if beside is not None:
+            nursery.start_soon(beside, worker)
         try:
             await worker.run()
         finally:
             nursery.cancel_scope.cancel()
 
 
-def main(args: argparse.Namespace) -> int:
-    overrides = {var: getattr(args, var) for var in OVERRIDES.values()}
-    if args.workers != 1:
-        return _supervise(args, overrides)
-    config = load_config(
-        overrides, env_file=args.env_file, tuning=tuning(args), config_file=args.config
-    )
-    if config.influx is not None and (args.no_create_database or args.influx_no_sync):
-        influx = dataclasses.replace(
-            config.influx,
-            create_database=not args.no_create_database,
-            no_sync=args.influx_no_sync,
-        )
-        config = dataclasses.replace(config, influx=influx)
+def run_config(config: Config, beside: Callable[[Worker], Awaitable[None]] | None = None) -> Worker:
+    """``run`` with settings already loaded: the worker, its endpoints, until signalled."""
     if config.shard is not None:
         log.info(
             "shard %s: following %d of the %d conversations given, and queue announcements "
@@ -245,45 +239,58 @@ def main(args: argparse.Namespace) -> int:
 
         ops = Ops(config.metrics_address, config.ready_sink_s)
     worker = assemble(config, observer=ops.metrics if ops is not None else None)
-    trio.run(run_until_signalled, worker, ops)
+    trio.run(run_until_signalled, worker, ops, beside)
     print(f"account: {worker.account.summary()}", file=sys.stderr)
-    if args.account_json:  # for a supervisor (supervisor.py)
-        print(f"account-json: {json.dumps(dataclasses.asdict(worker.account))}", file=sys.stderr)
+    return worker
+
+
+def _patched(config: Config, args: argparse.Namespace) -> Config:
+    if config.influx is not None and (args.no_create_database or args.influx_no_sync):
+        influx = dataclasses.replace(
+            config.influx,
+            create_database=not args.no_create_database,
+            no_sync=args.influx_no_sync,
+        )
+        config = dataclasses.replace(config, influx=influx)
+    return config
+
+
+def main(args: argparse.Namespace) -> int:
+    overrides = {var: getattr(args, var) for var in OVERRIDES.values()}
+    if args.workers != 1:
+        return _supervise(args, overrides)
+    config = _patched(
+        load_config(
+            overrides, env_file=args.env_file, tuning=tuning(args), config_file=args.config
+        ),
+        args,
+    )
+    run_config(config)
     return 0
 
 
 def _supervise(args: argparse.Namespace, overrides: dict[str, str | None]) -> int:
-    """``--workers N``: check the settings once here, then run N shard processes."""
-    from .supervisor import Supervisor
+    """``--workers N``: load and check the settings once here, then run N shard processes,
+    each with its own settings made from these (``supervisor.child_configs``)."""
+    from .supervisor import Supervisor, child_configs
 
     if args.workers < 1:
         raise ConfigError([f"--workers must be at least 1 (got {args.workers})"])
     if overrides.get("SHARD") or os.environ.get("SHARD"):
         raise ConfigError(["--workers N makes its own shards: drop --shard / SHARD"])
-    config = load_config(
-        {**overrides, "SHARD": f"0/{args.workers}"},
-        env_file=args.env_file,
-        tuning=tuning(args),
-        config_file=args.config,
+    config = _patched(
+        load_config(
+            {**overrides, "SHARD": f"0/{args.workers}"},
+            env_file=args.env_file,
+            tuning=tuning(args),
+            config_file=args.config,
+        ),
+        args,
     )
     supervisor = Supervisor(
-        _without(args.raw_arguments, ("--workers", "--metrics-address")),
-        args.workers,
-        metrics_address=config.metrics_address,
+        child_configs(config, args.workers),
+        log_format=args.log_format,
+        debug=args.debug,
         status_interval_s=config.status_interval_s,
     )
     return trio.run(supervisor.run)
-
-
-def _without(arguments: list[str], flags: tuple[str, ...]) -> list[str]:
-    """``arguments`` less each of ``flags`` and its value (``--flag V`` or ``--flag=V``)."""
-    kept: list[str] = []
-    skip = False
-    for argument in arguments:
-        if skip:
-            skip = False
-        elif argument in flags:
-            skip = True
-        elif not argument.startswith(tuple(f"{flag}=" for flag in flags)):
-            kept.append(argument)
-    return kept

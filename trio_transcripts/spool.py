@@ -117,17 +117,17 @@ class Spool:
         self._current: Path | None = None
         existing = self.files()
         self._next = int(existing[-1].stem.split("-")[1]) + 1 if existing else 0
+        # Kept as files grow and go (one listing here), so the limit check of each append
+        # and the metric read at each scrape list no directory.
+        self.bytes = sum(p.stat().st_size for p in existing)
 
     def files(self) -> list[Path]:
         return sorted(self.directory.glob("spool-*.log"))
 
-    def size(self) -> int:
-        return sum(p.stat().st_size for p in self.files())
-
     def append(self, utterances: Sequence[Utterance]) -> None:
         """Write one record and fsync it; raise :class:`SpoolFull` (changing nothing)."""
         record = encode_record(utterances)
-        if self.size() + len(record) > self.max_bytes:
+        if self.bytes + len(record) > self.max_bytes:
             raise SpoolFull(
                 f"spool {self.directory} would pass its limit of {self.max_bytes} bytes"
             )
@@ -144,6 +144,7 @@ class Spool:
             except OSError as exc:
                 f.truncate(before)  # no torn record left behind by a full disk
                 raise SpoolFull(f"cannot write to spool {path}: {exc}") from exc
+        self.bytes += len(record)
         if before == 0:
             _fsync_directory(self.directory)
 
@@ -163,6 +164,7 @@ class Spool:
             with open(path, "r+b") as f:
                 f.truncate(whole)
                 os.fsync(f.fileno())
+            self.bytes -= len(data) - whole
             log.error(
                 "spool file %s: %s; %d complete records kept, the %d bytes after them moved to %s",
                 path,
@@ -202,7 +204,9 @@ class Spool:
 
     def remove(self, path: Path) -> None:
         self.seal(path)
+        size = path.stat().st_size
         path.unlink()
+        self.bytes -= size
         path.with_suffix(".acked").unlink(missing_ok=True)
         _fsync_directory(self.directory)
 
@@ -274,6 +278,11 @@ class SpoolingSink:
             return await self.inner.write(utterances)
         self._backlog.set()
         return WriteResult(spooled=len(utterances))
+
+    @property
+    def bytes(self) -> int:
+        """Bytes in the spool's files (a counter, no listing)."""
+        return self.spool.bytes
 
     @property
     def backlog(self) -> bool:

@@ -1,49 +1,80 @@
-"""``run --workers N``: N shard processes (``--shard I/N``) under one small supervisor.
+"""``run --workers N``: N shard processes under one small supervisor.
 
-A Trio nursery of child processes, each ``python -m trio_transcripts run`` with the
-supervisor's own arguments plus ``--shard I/N`` (and, with ``--metrics-address HOST:PORT``,
+A Trio nursery of child processes, each ``python -m trio_transcripts.shard_process`` with its
+own settings made from the supervisor's parsed :class:`~trio_transcripts.config.Config`
+(:func:`child_configs`: ``--shard I/N``; with ``--metrics-address HOST:PORT``,
 ``HOST:PORT+I``; with ``--spool DIR``, ``DIR/shard-I-of-N``, so each replays its own, and
-likewise its own gap records and journal in ``--state-dir``). A child
-that dies is restarted with capped backoff, logged and counted; a child that exits 1 (a fatal
-configuration or credentials error, which every shard shares) stops them all, and the
-supervisor exits 1. SIGINT/SIGTERM is passed on, so each child
-shuts down in order; the supervisor exits 0 only when every child did. The children's status
-lines are merged into one; their other lines pass through, prefixed ``[I/N]``. At exit one
-account adds up each child's last run (a child killed outright reports none: what it had
-persisted is in the database, but not in this sum).
+likewise its own gap records and journal in ``--state-dir``), sent down its stdin
+(``shard_process.py`` says why not as a command line). A child that dies is restarted with
+capped backoff, logged and counted; a child that exits 1 (a fatal configuration or
+credentials error, which every shard shares) stops them all, and the supervisor exits 1.
+SIGINT/SIGTERM is passed on, so each child shuts down in order; the supervisor exits 0 only
+when every child did. Each child's snapshots (JSON on its stdout) are merged into one status
+line; its log lines pass through, prefixed ``[I/N]``. At exit one account adds up each
+child's last run (a child killed outright reports none: what it had persisted is in the
+database, but not in this sum).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import logging
-import re
+import pickle
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import trio
 
 from .account import Account, total
+from .config import Config
+from .shard import Shard
+from .shard_process import ACCOUNT, SNAPSHOT, Orders
+from .snapshot import Snapshot
 
 log = logging.getLogger("trio_transcripts.supervisor")
 
-ACCOUNT_LINE = "account-json: "
-STATUS = re.compile(
-    r"status: ([\d,]+) frames/s, (\d+) persisted, .* (\d+) dead-lettered, (\d+) spooled"
-)
 BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 STEADY_S = 60.0  # a child that ran this long starts its backoff over
+COMMAND = (sys.executable, "-m", "trio_transcripts.shard_process")  # the same for every child
+
+
+def child_configs(config: Config, workers: int) -> list[Config]:
+    """Child ``I``'s settings: ``config`` with shard ``I/N``, and a spool, a state directory
+    (each replays, and fills the gaps of, its own) and a metrics port of its own."""
+    configs = []
+    for index in range(workers):
+        own = f"shard-{index}-of-{workers}"
+        metrics = config.metrics_address
+        if metrics is not None:
+            host, _, port = metrics.rpartition(":")
+            metrics = f"{host}:{int(port) + index}"
+        spool: Path | None = config.spool_dir
+        configs.append(
+            dataclasses.replace(
+                config,
+                shard=Shard(index, workers),
+                spool_dir=spool / own if spool is not None else None,
+                state_dir=config.state_path / own,
+                metrics_address=metrics,
+            )
+        )
+    return configs
 
 
 @dataclass
 class Child:
     index: int
     count: int
+    orders: Orders
     restarts: int = 0
-    status: tuple[float, int, int, int] = (0.0, 0, 0, 0)  # frames/s, persisted, dead, spooled
+    snapshot: Snapshot | None = None  # the last one it sent
+    frames_per_s: float = 0.0  # from its last two snapshots
     account: Account | None = None
     process: trio.Process | None = None
     exit_codes: list[int] = field(default_factory=list)
@@ -56,46 +87,19 @@ class Child:
 class Supervisor:
     def __init__(
         self,
-        arguments: Sequence[str],
-        workers: int,
+        configs: Sequence[Config],
         *,
-        metrics_address: str | None = None,
+        log_format: str = "text",
+        debug: bool = False,
         status_interval_s: float = 10.0,
     ) -> None:
-        self.arguments = list(arguments)
-        self.children = [Child(i, workers) for i in range(workers)]
-        self.metrics_address = metrics_address
+        self.children = [
+            Child(i, len(configs), Orders(c, log_format, debug)) for i, c in enumerate(configs)
+        ]
         self.status_interval_s = status_interval_s
         self.stopping = False
         self.fatal = False
         self._stopped = trio.Event()
-
-    def command(self, child: Child) -> list[str]:
-        arguments = list(self.arguments)
-        own = f"shard-{child.index}-of-{child.count}"
-        # A spool and a state directory each: each replays, and fills the gaps of, its own.
-        state: str | None = None
-        spool: str | None = None
-        for i, argument in enumerate(arguments):
-            for flag in ("--spool", "--state-dir"):
-                if argument == flag and i + 1 < len(arguments):
-                    value = arguments[i + 1]
-                    arguments[i + 1] = f"{value}/{own}"
-                elif argument.startswith(f"{flag}="):
-                    value = argument.split("=", 1)[1]
-                    arguments[i] = f"{flag}={value}/{own}"
-                else:
-                    continue
-                state, spool = (value, spool) if flag == "--state-dir" else (state, value)
-        if state is None:  # the default, beside the spool's directory, shared: made per child
-            base = f"{spool.rstrip('/')}/.." if spool is not None else "."
-            arguments += ["--state-dir", f"{base}/state/{own}"]
-        command = [sys.executable, "-m", "trio_transcripts", "run", *arguments]
-        command += ["--shard", child.name, "--account-json"]
-        if self.metrics_address is not None:
-            host, _, port = self.metrics_address.rpartition(":")
-            command += ["--metrics-address", f"{host}:{int(port) + child.index}"]
-        return command
 
     async def run(self) -> int:
         async with trio.open_nursery() as nursery:
@@ -143,12 +147,17 @@ class Supervisor:
                 await self._stopped.wait()
 
     async def _run_child(self, child: Child) -> int:
-        process = await trio.lowlevel.open_process(self.command(child), stderr=subprocess.PIPE)
+        process = await trio.lowlevel.open_process(
+            list(COMMAND), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         child.process = process
+        child.snapshot = None
         log.info("worker %s started (pid %d)", child.name, process.pid)
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._read, child, process)
+                nursery.start_soon(self._send_orders, child, process)
+                nursery.start_soon(self._lines, process.stdout, self._report, child)
+                nursery.start_soon(self._lines, process.stderr, self._log_line, child)
                 await process.wait()
         finally:
             child.process = None
@@ -156,26 +165,47 @@ class Supervisor:
         assert code is not None, "wait() returned"
         return code
 
-    async def _read(self, child: Child, process: trio.Process) -> None:
-        assert process.stderr is not None
+    @staticmethod
+    async def _send_orders(child: Child, process: trio.Process) -> None:
+        assert process.stdin is not None
+        # It died first, if the pipe broke: its exit code says so.
+        with contextlib.suppress(trio.BrokenResourceError):
+            async with process.stdin:
+                await process.stdin.send_all(pickle.dumps(child.orders))
+
+    @staticmethod
+    async def _lines(
+        stream: trio.abc.ReceiveStream | None,
+        handle: Callable[[Child, str], None],
+        child: Child,
+    ) -> None:
+        assert stream is not None
         pending = b""
-        async for data in process.stderr:
+        async for data in stream:
             pending += data
             *lines, pending = pending.split(b"\n")
             for line in lines:
-                self._line(child, line.decode("utf-8", "replace"))
+                handle(child, line.decode("utf-8", "replace"))
         if pending:
-            self._line(child, pending.decode("utf-8", "replace"))
+            handle(child, pending.decode("utf-8", "replace"))
 
-    def _line(self, child: Child, line: str) -> None:
-        if line.startswith(ACCOUNT_LINE):
-            child.account = Account(**json.loads(line[len(ACCOUNT_LINE) :]))
-            return
-        status = STATUS.search(line)
-        if status is not None:
-            rate, persisted, dead, spooled = status.groups()
-            child.status = (float(rate.replace(",", "")), int(persisted), int(dead), int(spooled))
-            return
+    @staticmethod
+    def _report(child: Child, line: str) -> None:
+        """A line of a child's stdout: a snapshot, or its account at the end."""
+        if line.startswith(SNAPSHOT):
+            snapshot = Snapshot.from_json(line[len(SNAPSHOT) :])
+            last = child.snapshot
+            if last is not None and snapshot.at > last.at:
+                frames = snapshot.account.frames - last.account.frames
+                child.frames_per_s = frames / (snapshot.at - last.at)
+            child.snapshot = snapshot
+        elif line.startswith(ACCOUNT):
+            fields = json.loads(line[len(ACCOUNT) :])
+            fields["absences_uncovered"] = tuple(fields.get("absences_uncovered", ()))
+            child.account = Account(**fields)
+
+    @staticmethod
+    def _log_line(child: Child, line: str) -> None:
         if line.startswith("account: "):
             return  # the supervisor prints the sum
         print(f"[{child.name}] {line}", file=sys.stderr, flush=True)
@@ -183,8 +213,11 @@ class Supervisor:
     async def _status(self) -> None:
         while True:
             await trio.sleep(self.status_interval_s)
-            rate = sum(c.status[0] for c in self.children)
-            persisted, dead, spooled = (sum(c.status[i] for c in self.children) for i in (1, 2, 3))
+            snapshots = [c.snapshot for c in self.children if c.snapshot is not None]
+            rate = sum(c.frames_per_s for c in self.children if c.process is not None)
+            persisted = sum(s.account.persisted for s in snapshots)
+            dead = sum(s.account.dead_lettered for s in snapshots)
+            spooled = sum(s.account.spooled for s in snapshots)
             live = sum(1 for c in self.children if c.process is not None)
             restarts = sum(c.restarts for c in self.children)
             log.info(

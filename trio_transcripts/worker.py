@@ -28,7 +28,10 @@ this order:
    dead letters still queued are written.
 
 The writer and those last tasks run under shielded scopes that only this module cancels, so a
-host cancelling the worker still gets the full drain, bounded by the shutdown timeout.
+host cancelling the worker still gets the full drain, bounded by the shutdown timeout. Which
+stage the worker is in, and what a stop, a hurry, a fatal error or the deadline makes it do
+there, is one table (``lifecycle.py``); the methods here tell it what happened and carry out
+its answer.
 """
 
 from __future__ import annotations
@@ -47,17 +50,22 @@ from .backfill import Backfiller
 from .backpressure import BackpressureQueue
 from .coalesce import Coalescer
 from .config import WorkerSettings
-from .errors import FatalError, FatalSinkError
+from .errors import FatalError, FatalSinkError, first_fatal
+from .lifecycle import Do, Event, Lifecycle
 from .model import SessionLost, Utterance
 from .redaction import redact_url
 from .ring import RingFull
 from .router import Action, Enqueue, Router, SetAsideFragment, SetAsideFrame, SourceEvent
 from .sinks import Pingable, Sink, WriteResult
 from .sinks.deadletter import DeadLetters, fragment_line, frame_line
+from .snapshot import Snapshot, status_line
 from .sources import Source
 from .spool import SpoolingSink
 
 log = logging.getLogger("trio_transcripts.worker")
+# Its own logger: a shard process reports snapshots instead, and turns it down
+# (``shard_process.py``).
+status_log = logging.getLogger("trio_transcripts.status")
 
 
 class WriteObserver(Protocol):
@@ -84,10 +92,15 @@ class Worker:
         settings: WorkerSettings = WorkerSettings(),
         observer: WriteObserver | None = None,
         backfill: Backfiller | None = None,
+        spool: SpoolingSink | None = None,
     ) -> None:
+        """``spool``, when given, wraps ``sink`` (``assemble.spooled``): the worker writes
+        through it and runs its replay."""
+        if spool is not None and spool.inner is not sink:
+            raise ValueError("the spool must wrap the worker's sink")
         self.source = source
         self.backfill = backfill
-        self.sink = sink
+        self.sink: Sink = spool if spool is not None else sink
         self.dead_letters = dead_letters
         self.tokens = tokens
         self.settings = settings
@@ -98,17 +111,16 @@ class Worker:
         self.queue: BackpressureQueue[Utterance] = BackpressureQueue(
             settings.buffer_capacity, high_water=settings.high_water, low_water=settings.low_water
         )
-        self.fatal: FatalError | None = None
+        self.lifecycle = Lifecycle()
         self.last_write_latency_s = 0.0
         self.ledger = Ledger()
-        self._spooling = sink if isinstance(sink, SpoolingSink) else None
-        self._stop = trio.Event()
+        self._spooling = spool
+        # The scopes the lifecycle's answers act on (``_carry_out_lifecycle``).
         self._startup = trio.CancelScope()
-        self._stage: str | None = "the start"
+        self._readers = trio.CancelScope()
         self._writer_scope = trio.CancelScope(shield=True)
-        self._writer_done: trio.Event | None = None  # exists once the writer has started
+        self._writer_done = trio.Event()
         self._services: list[trio.CancelScope] = []
-        self._shield_services = False
         self._inflight: Sequence[Utterance] = ()
         self._progress = trio.Event()
         # The writer and the backfill take turns at the sink: a sink writes one batch at a
@@ -120,21 +132,41 @@ class Worker:
 
     def stop(self) -> None:
         """Begin the ordered shutdown (at once, if the worker is still starting)."""
-        if not self._stop.is_set():
-            waiting = self.waiting_for()
-            if waiting is not None:
-                log.warning("stopping while still waiting for %s", waiting)
-        self._stop.set()
-        self._startup.cancel()
+        self._handle(Event.STOP)
 
     def hurry(self) -> None:
         """Skip the wait for the writer (a second SIGINT): dead-letter what is left now."""
-        self.stop()
-        self._writer_scope.cancel()
+        self._handle(Event.HURRY)
+
+    @property
+    def fatal(self) -> FatalError | None:
+        """The run's fatal error (the first), raised at its end; None so far."""
+        return self.lifecycle.fatal
 
     def waiting_for(self) -> str | None:
         """What the worker waits for before it can read: a startup stage, or the source's."""
-        return self._stage if self._stage is not None else self.source.waiting_for()
+        return self.lifecycle.waiting or self.source.waiting_for()
+
+    def _handle(self, event: Event, error: FatalError | None = None) -> None:
+        """Tell the lifecycle what happened, and carry out its answer."""
+        waiting = self.waiting_for()
+        for do in self.lifecycle.handle(event, error):
+            if do is Do.WARN_WAITING:
+                if waiting is not None:
+                    log.warning("stopping while still waiting for %s", waiting)
+            elif do is Do.CANCEL_STARTUP:
+                self._startup.cancel()
+            elif do is Do.SHIELD_SERVICES:
+                for scope in self._services:
+                    scope.shield = True
+            elif do is Do.STOP_READING:
+                log.info("shutting down: no more frames will be read")
+                self._readers.cancel()
+            elif do is Do.CANCEL_WRITER:
+                self._writer_scope.cancel()
+            elif do is Do.CANCEL_SERVICES:
+                for scope in self._services:
+                    scope.cancel()
 
     def add_conversation(self, conversation_id: str) -> None:
         """Follow one more conversation, at run time (the Notifications source)."""
@@ -154,7 +186,7 @@ class Worker:
 
     @property
     def stopping(self) -> bool:
-        return self._stop.is_set()
+        return self.lifecycle.stopping
 
     @property
     def account(self) -> Account:
@@ -299,7 +331,7 @@ class Worker:
         self._reject(result)
         self._made_progress()
 
-    async def _writer(self, done: trio.Event) -> None:
+    async def _writer(self) -> None:
         """Batches from the ring into the sink, until the ring is closed and empty."""
         wait_s = self.settings.batch_wait_ms / 1000
         batch_size = self.settings.batch_size
@@ -348,7 +380,7 @@ class Worker:
                     SetAside.DEADLINE,
                 )
                 self._inflight = ()
-                done.set()
+                self._writer_done.set()
 
     async def _sweeper(self) -> None:
         while True:
@@ -376,31 +408,50 @@ class Worker:
                 self.sink_ok_at = trio.current_time()
 
     async def _status(self) -> None:
-        last_frames, last_time = 0, trio.current_time()
+        last = self.snapshot()
         while True:
             await trio.sleep(self.settings.status_interval_s)
-            now, frames = trio.current_time(), self.router.counts.frames
-            rate = (frames - last_frames) / max(now - last_time, 1e-9)
-            last_frames, last_time = frames, now
-            log.info(self.status_line(rate))
+            now = self.snapshot()
+            rate = (now.account.frames - last.account.frames) / max(now.at - last.at, 1e-9)
+            last = now
+            status_log.info(status_line(now, rate))
 
-    def status_line(self, frames_per_s: float) -> str:
+    def snapshot(self) -> Snapshot:
+        """Where the worker is, in one frozen value (``snapshot.py``); cheap: no I/O."""
+        now = trio.current_time()
         stats = self.queue.statistics()
-        outcomes = self.ledger
-        return (
-            f"status: {frames_per_s:,.0f} frames/s, {outcomes.persisted} persisted, "
-            f"buffer {stats.count}/{stats.capacity}{' (paused)' if stats.paused else ''}, "
-            f"pending {self.router.coalescer.pending}, last write "
-            f"{self.last_write_latency_s * 1000:.0f} ms, "
-            f"{outcomes.dead_lettered} dead-lettered, {outcomes.spooled} spooled"
-            + (f", {outcomes.backfilled} backfilled" if self.backfill is not None else "")
+        health = self.source.health(now)
+        tokens = self.tokens
+        return Snapshot(
+            at=now,
+            account=self.account,
+            source=self.source.kind,
+            set_aside_by={why.value: n for why, n in self.ledger.set_aside_by.items()},
+            reconnects=dict(self.source.reconnects()),
+            token_needed=tokens is not None,
+            token_valid=tokens is not None and tokens.valid(),
+            token_renewals=tokens.renewals if tokens is not None else 0,
+            ring_count=stats.count,
+            ring_capacity=stats.capacity,
+            ring_paused=stats.paused,
+            ring_pauses=stats.pauses,
+            ring_peak=stats.peak,
+            pending=self.router.coalescer.pending,
+            sockets=health.sockets,
+            live_sockets=health.live,
+            topics=health.topics,
+            spool_bytes=self._spooling.bytes if self._spooling is not None else 0,
+            since_last_frame_s=None if self.last_frame_at is None else now - self.last_frame_at,
+            sink=self.sink.describe(),
+            sink_ok_age_s=None if self.sink_ok_at is None else now - self.sink_ok_at,
+            last_write_s=self.last_write_latency_s,
+            backfill=self.backfill is not None,
+            stopping=self.stopping,
         )
 
     def _fail(self, exc: FatalError) -> None:
-        if self.fatal is None:
-            self.fatal = exc
         log.error("fatal: %s", exc)
-        self.stop()
+        self._handle(Event.FATAL, exc)
 
     # --- the nursery ------------------------------------------------------------------
 
@@ -413,21 +464,25 @@ class Worker:
         """
         try:
             async with trio.open_nursery() as nursery:
+                # The writer waits on the empty ring until the reader fills it (or the drain
+                # closes it, if the run stops during startup).
+                nursery.start_soon(self._writer)
                 try:
                     if await self._start(nursery):
                         await self._read(nursery, task_status)
                 finally:
                     await self._drain()
-                    for scope in self._services:
-                        scope.cancel()
         except* FatalError as group:
-            self._fail(group.exceptions[0])  # type: ignore[arg-type]
+            fatal = first_fatal(group)
+            assert fatal is not None, "except* matched a FatalError"
+            self._fail(fatal)
         finally:
             with trio.CancelScope(shield=True):
                 await self.dead_letters.flush()
                 await self.sink.aclose()
                 if self.tokens is not None:
                     await self.tokens.aclose()
+            self._handle(Event.CLOSED)
             log.info("account: %s", self.account.summary())
         if self.fatal is not None:
             raise self.fatal
@@ -437,15 +492,14 @@ class Worker:
         with self._startup:
             nursery.start_soon(self._service, self.dead_letters.run)
             if self.tokens is not None:
-                self._stage = f"a token from {redact_url(self.tokens.credentials.login_url)}"
+                self.lifecycle.starting(
+                    f"a token from {redact_url(self.tokens.credentials.login_url)}"
+                )
                 await nursery.start(self._service, self.tokens.run)
-            self._stage = f"{self.sink.describe()} to be ready"
+            self.lifecycle.starting(f"{self.sink.describe()} to be ready")
             await self.sink.open()
             self.sink_ok_at = trio.current_time()
-            self._stage = None
-            self._shield_services = True
-            for scope in self._services:
-                scope.shield = True
+            self._handle(Event.STARTED)
             log.info(
                 "writing to %s; dead letters to %s",
                 self.sink.describe(),
@@ -462,7 +516,7 @@ class Worker:
     ) -> None:
         """Run a task that outlives the drain (refresher, replay, dead letters): its scope is
         shielded once startup is over, and cancelled by :meth:`run`, last."""
-        scope = trio.CancelScope(shield=self._shield_services)
+        scope = trio.CancelScope(shield=self.lifecycle.services_shielded)
         self._services.append(scope)
         with scope:
             try:
@@ -475,34 +529,33 @@ class Worker:
                 raise
 
     async def _read(self, nursery: trio.Nursery, task_status: trio.TaskStatus[Worker]) -> None:
-        done = self._writer_done = trio.Event()
-        nursery.start_soon(self._writer, done)
         if self._spooling is not None:
             # A fatal error there leaves the record on disk for the next start.
             nursery.start_soon(
                 self._service, self._spooling.replay, self._replayed, self._made_progress
             )
-        async with trio.open_nursery() as readers:
-            if self.backfill is not None:
-                # Before the source: what may be missed is on disk before a frame is read.
-                await readers.start(self.backfill.run, self.write_backfill, self.settled)
-            readers.start_soon(self._run_source)
-            readers.start_soon(self._sweeper)
-            readers.start_soon(self._status)
-            readers.start_soon(self._check_sink)
-            task_status.started(self)
-            await self._stop.wait()
-            log.info("shutting down: no more frames will be read")
-            readers.cancel_scope.cancel()
+        with self._readers:  # cancelled by Do.STOP_READING
+            async with trio.open_nursery() as readers:
+                if self.backfill is not None:
+                    # Before the source: what may be missed is on disk before a frame is read.
+                    await readers.start(self.backfill.run, self.write_backfill, self.settled)
+                readers.start_soon(self._run_source)
+                readers.start_soon(self._sweeper)
+                readers.start_soon(self._status)
+                readers.start_soon(self._check_sink)
+                task_status.started(self)
 
     async def _run_source(self) -> None:
         try:
             await self.source.run(self._on_event)
         except* FatalError as group:
-            self._fail(group.exceptions[0])  # type: ignore[arg-type]
+            fatal = first_fatal(group)
+            assert fatal is not None, "except* matched a FatalError"
+            self._fail(fatal)
 
     async def _drain(self) -> None:
         with trio.CancelScope(shield=True):
+            self._handle(Event.STOP)  # a host cancelling: no stop() came
             partials = self.router.flush()
             if partials:
                 log.info("flushing %d pending utterance(s) as partials", len(partials))
@@ -510,17 +563,17 @@ class Worker:
                 self._enqueue_now(action.utterance)
             self.queue.close()
             done = self._writer_done
-            if done is not None:
-                with trio.move_on_after(self.settings.shutdown_timeout_s):
-                    await done.wait()
-                if not done.is_set():
-                    log.error(
-                        "the sink did not take everything within %.0f s",
-                        self.settings.shutdown_timeout_s,
-                    )
-                    self._writer_scope.cancel()
-                    await done.wait()
+            with trio.move_on_after(self.settings.shutdown_timeout_s):
+                await done.wait()
+            if not done.is_set():
+                log.error(
+                    "the sink did not take everything within %.0f s",
+                    self.settings.shutdown_timeout_s,
+                )
+                self._handle(Event.DEADLINE)
+                await done.wait()
             leftovers = self.queue.take_nowait(self.settings.buffer_capacity)
             self._dead_letter(
                 leftovers, "not persisted before the shutdown deadline", SetAside.DEADLINE
             )
+            self._handle(Event.DRAINED)

@@ -67,8 +67,8 @@ def assert_accounted(
             assert row["time"] // NS_PER_MS == truth["startMs"]  # type: ignore[operator]
         else:
             assert key in letters and letters[key]["reason"], f"{key} is nowhere"
-    stats = worker.queue.statistics()
-    assert stats.peak <= stats.capacity
+    snapshot = worker.snapshot()
+    assert snapshot.ring_peak <= snapshot.ring_capacity
 
 
 SOURCE_FAULTS = {
@@ -158,7 +158,7 @@ async def test_slow_sink_pauses_the_reader_and_loses_nothing(
         with trio.fail_after(90):
             await run_until_accounted(worker, sim)
         nursery.cancel_scope.cancel()
-    assert worker.queue.statistics().pauses >= 1, "the reader paused at the high-water mark"
+    assert worker.snapshot().ring_pauses >= 1, "the reader paused at the high-water mark"
     assert_accounted(sim, worker, influxd, database, tmp_path / "dead.jsonl")
     assert worker.account.dead_lettered == 0
 
@@ -194,7 +194,7 @@ async def test_influxdb_killed_mid_stream_and_restarted(tmp_path: Path) -> None:
             server = await run_through_an_outage(worker, sim, server, tmp_path / "db1")
             nursery.cancel_scope.cancel()
         assert worker.sink.stats.retries >= 1  # type: ignore[attr-defined]
-        assert worker.queue.statistics().pauses >= 1, "backpressure reached the reader"
+        assert worker.snapshot().ring_pauses >= 1, "backpressure reached the reader"
         assert_accounted(sim, worker, server, "outage", tmp_path / "dead.jsonl")
         assert worker.account.dead_lettered == 0
     finally:
@@ -312,7 +312,7 @@ async def test_outage_with_a_spool_keeps_reading_then_replays(tmp_path: Path) ->
             nursery.cancel_scope.cancel()
         account = worker.account
         assert account.spooled > 0 and account.replayed == account.spooled
-        assert worker.queue.statistics().pauses == 0, "the reader kept reading: disk took it"
+        assert worker.snapshot().ring_pauses == 0, "the reader kept reading: disk took it"
         assert list((tmp_path / "spool").glob("spool-*.log")) == []
         assert_accounted(sim, worker, server, "spooled", tmp_path / "dead.jsonl")
         assert account.dead_lettered == 0
