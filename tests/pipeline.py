@@ -6,6 +6,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from trio_transcripts.config import Config
 from trio_transcripts.lineproto import NS_PER_MS
 from trio_transcripts.retry import Backoff
 from trio_transcripts.sinks.influx import InfluxSettings
+from trio_transcripts.spool import Spool, decode_records
 from trio_transcripts.testing.harness import run_until_accounted
 from trio_transcripts.testing.influxd import Influxd
 from trio_transcripts.testing.simulator import SimConfig, Simulator
@@ -90,13 +92,24 @@ async def kill_at_once(process: trio.Process) -> None:
 
 
 async def start_worker_process(
-    nursery: trio.Nursery, *args: str, env: dict[str, str], cwd: Path
+    nursery: trio.Nursery,
+    *args: str,
+    env: dict[str, str],
+    cwd: Path,
+    scaled: Sequence[str] = (),
 ) -> trio.Process:
-    """``python -m trio_transcripts run ARGS`` in ``nursery``, its stderr piped to the test."""
+    """``python -m trio_transcripts run ARGS`` in ``nursery``, its stderr piped to the test;
+    with ``scaled`` (``--session-keepalive 4``, ...), the platform's timings scaled down
+    (``trio_transcripts.testing.scaled_run``)."""
+    command = (
+        ["-m", "trio_transcripts.testing.scaled_run", *scaled]
+        if scaled
+        else ["-m", "trio_transcripts", "run"]
+    )
     process: trio.Process = await nursery.start(
         partial(
             trio.run_process,
-            [sys.executable, "-m", "trio_transcripts", "run", *args],
+            [sys.executable, *command, *args],
             env=env,
             cwd=cwd,
             stderr=subprocess.PIPE,
@@ -137,3 +150,12 @@ async def read_until_exit(process: trio.Process) -> bytes:
         rest += chunk
     await process.wait()
     return rest
+
+
+def spool_pending(spool: Spool) -> int:
+    """Utterances in the spool's records not yet acknowledged, over every file."""
+    return sum(
+        len(record)
+        for path in spool.files()
+        for record in decode_records(path.read_bytes())[0][spool.acknowledged(path) :]
+    )

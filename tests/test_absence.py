@@ -30,6 +30,8 @@ from trio_transcripts.testing.simulator import Faults, SimConfig, Simulator
 from trio_transcripts.wire.analytics import CallRecord
 from trio_transcripts.worker import Worker
 
+from .waiting import until
+
 # Calls under way before any worker listens, as real calls are.
 UNDER_WAY = dict(LIVE_CALLS, start_after_sockets=0)
 
@@ -73,12 +75,13 @@ async def test_a_worker_killed_at_any_moment_misses_nothing_after_restart(
     args = [
         "--state-dir", str(tmp_path / "state"),
         "--dead-letter", str(tmp_path / "dead.jsonl"),
-        "--session-keepalive", "4", "--backfill-retry", "0.2", "--batch-wait-ms", "20",
+        "--batch-wait-ms", "20",
     ]  # fmt: skip
+    scaled = ("--session-keepalive", "4", "--backfill-retry", "0.2")
     async with trio.open_nursery() as nursery:
         info = await nursery.start(sim.run)
         env = {**simulator_env(info), "INFLUX_URL": influxd.url, "INFLUX_DATABASE": database}
-        first = await start_worker_process(nursery, *args, env=env, cwd=tmp_path)
+        first = await start_worker_process(nursery, *args, env=env, cwd=tmp_path, scaled=scaled)
         if kill == "mid-call":
             with trio.fail_after(60):
                 await heard_once(tmp_path / "state" / JOURNAL_FILE)
@@ -87,7 +90,7 @@ async def test_a_worker_killed_at_any_moment_misses_nothing_after_restart(
         first.kill()  # no shutdown, no last record: a crash
         await first.wait()
         await until_sent(sim, 3)  # calls go on, unheard
-        second = await start_worker_process(nursery, *args, env=env, cwd=tmp_path)
+        second = await start_worker_process(nursery, *args, env=env, cwd=tmp_path, scaled=scaled)
         with trio.fail_after(90):
             await sim.done.wait()
             await stored_count(influxd, database, len(sim.truth))
@@ -161,7 +164,7 @@ async def test_without_the_analytics_permission_the_catch_up_is_off_said_and_cou
             await running.start(worker.run)
             assert isinstance(worker.backfill, Backfiller)
             with trio.fail_after(30):
-                await worker.backfill.caught_up.wait()
+                await until(lambda: worker.account.absences_uncovered)
                 await sim.done.wait()
                 while worker.account.persisted < len(sim.truth) or not worker.idle():
                     await worker.wait_progress()

@@ -32,6 +32,8 @@ from trio_transcripts.sources import Emit, Gap, SourceHealth
 from trio_transcripts.spool import Spool, SpoolingSink
 from trio_transcripts.worker import Worker
 
+from .pipeline import spool_pending
+
 SPOOL_AFTER_S = 5.0
 FAST_DISK = "/dev/shm" if Path("/dev/shm").is_dir() else None  # fsync is free on tmpfs
 STALL_S = 60.0  # longer than the spool's patience (5 s) and the shutdown deadline (10 s)
@@ -163,7 +165,7 @@ def run_worker(
                 fatal = True
 
         trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
-        on_disk = Spool(tmp / "spool").pending() if spool else 0
+        on_disk = spool_pending(Spool(tmp / "spool")) if spool else 0
         letters = [r for r in read_dead_letters(tmp / "dead.jsonl") if r["kind"] == "utterance"]
         return Outcome(worker.account, store.acknowledged, on_disk, len(letters), fatal)
     finally:

@@ -28,6 +28,8 @@ from trio_transcripts.testing.simulator import Faults, SimConfig, Simulator
 from trio_transcripts.wire.instants import iso_of
 from trio_transcripts.worker import Worker
 
+from .waiting import until
+
 # Short calls in real time: the platform's frames go out when their moment comes, so the
 # time of a gap and the time of what it swallowed line up, as they do on the platform.
 LIVE_CALLS = dict(
@@ -81,8 +83,7 @@ async def filled(worker: Worker, sim: Simulator) -> None:
     source, backfill = worker.source, worker.backfill
     assert isinstance(source, NotificationsSource) and isinstance(backfill, Backfiller)
     await sim.done.wait()
-    await source.wait_for(lambda _: not source.conversations())
-    await backfill.wait_empty()
+    await until(lambda: not source.conversations() and not backfill.queue.jobs)
     while not worker.idle():
         await worker.wait_progress()
 
@@ -156,13 +157,13 @@ async def test_a_missing_permission_turns_the_backfill_off_with_one_line(
             await running.start(worker.run)
             assert worker.backfill is not None
             with trio.fail_after(30):
-                await worker.backfill.probed.wait()
+                await until(lambda: worker.snapshot().backfill != "probing")
                 await sim.done.wait()
                 while worker.account.persisted < len(sim.truth) or not worker.idle():
                     await worker.wait_progress()
             worker.stop()
         nursery.cancel_scope.cancel()
-    assert worker.backfill.enabled is False
+    assert worker.snapshot().backfill == "refused"
     lines = [r for r in caplog.records if "backfill off" in r.getMessage()]
     assert len(lines) == 1 and lines[0].levelname == "ERROR"
     assert "recording:recording:view" in lines[0].getMessage()

@@ -20,7 +20,7 @@ from trio_transcripts.gapfill import StoredUtterance
 from trio_transcripts.gaprecords import BackfillQueue, now_ms
 from trio_transcripts.journal import Journal
 from trio_transcripts.model import Utterance
-from trio_transcripts.postcall import PostCallClient
+from trio_transcripts.postcall import NO_CONVERSATION, PostCallClient
 from trio_transcripts.retry import Backoff
 from trio_transcripts.sinks import WriteResult
 from trio_transcripts.sinks.deadletter import DeadLetters, read_dead_letters
@@ -28,6 +28,7 @@ from trio_transcripts.testing.simulator import SimConfig, Simulator
 from trio_transcripts.testing.simulator.postcall import transcript_document
 
 from .simhelpers import sim_transport
+from .waiting import until
 
 
 class Tokens:
@@ -107,6 +108,8 @@ async def test_a_rate_limit_holds_every_conversation_back(
     asked_at: list[float] = []
 
     def handle(request: httpx.Request) -> httpx.Response:
+        if NO_CONVERSATION in request.url.path:
+            return httpx.Response(404)  # the permission probe at start: allowed
         asked_at.append(trio.current_time())
         if len(asked_at) == 1:
             return httpx.Response(429, headers={"Retry-After": "7"}, json={"message": "slow"})
@@ -125,9 +128,9 @@ async def test_a_rate_limit_holds_every_conversation_back(
         gap = Gap(call.conversation_id, now, now + 60_000, Why.DROP, (call.communication_id,))
         task.queue.record([gap])
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(task._fill, store.write, settled)
+        await nursery.start(task.run, store.write, settled)
         with trio.fail_after(3_600):
-            await task.wait_empty()
+            await until(lambda: not task.queue.jobs, poll_s=1.0)
         nursery.cancel_scope.cancel()
     assert asked_at[1] >= asked_at[0] + 7, "the next conversation waited for the Retry-After"
     assert len(store.written) == sum(len(c.utterances) for c in sim.calls)

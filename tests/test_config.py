@@ -62,7 +62,7 @@ def test_region_error_names_the_variable() -> None:
 
 def test_fragment_stream_needs_no_genesys_credentials() -> None:
     config = load_config(environ={"GENESYS_STREAM_URL": "wss://relay/transcripts"}, env_file=None)
-    assert config.source_kind == "fragments" and config.influx is None
+    assert config.stream_url == "wss://relay/transcripts" and config.influx is None
 
 
 def test_influx_2x_and_ambiguity() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import typing
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,9 +24,15 @@ from trio_transcripts.backpressure import BackpressureQueue
 from trio_transcripts.model import Fragment, Malformed, SessionLost
 from trio_transcripts.retry import Backoff
 from trio_transcripts.sources import SourceError, SourceEvent
-from trio_transcripts.sources.notifications import NotificationsSettings, NotificationsSource
+from trio_transcripts.sources.notifications import (
+    HANDLERS,
+    NotificationsSettings,
+    NotificationsSource,
+)
 from trio_transcripts.testing.simulator import Faults, SimConfig, Simulator
-from trio_transcripts.wire.genesys import Transcription
+from trio_transcripts.wire.genesys import NotificationEvent, Transcription
+
+from .waiting import until
 
 FAST = Backoff(0.01, 0.1)
 
@@ -159,7 +166,7 @@ async def test_handshake_401_renews_the_token_and_makes_a_new_channel() -> None:
 async def test_channel_rotates_before_it_expires() -> None:
     config = SimConfig(calls=2, utterances=6, rate=40, channel_ttl_s=1.2)
     async with running(config, rotate_before_s=0.8) as (sim, source, collected):
-        await source.wait_for(lambda s: s.rotations >= 1)
+        await until(lambda: source.stats.rotations >= 1)
         await all_delivered(sim, collected)
         assert source.stats.channels_created >= 2
         assert collected.finals() == truth_keys(sim)
@@ -173,7 +180,7 @@ async def test_silent_socket_is_pinged_then_replaced() -> None:
         collected,
     ):
         await all_delivered(sim, collected)
-        await source.wait_for(lambda s: s.dead_sockets >= 1 and s.reconnects >= 1)
+        await until(lambda: source.stats.dead_sockets >= 1 and source.stats.reconnects >= 1)
         assert sim.stats.pings >= 1
 
 
@@ -185,7 +192,7 @@ async def test_discovery_subscribes_queue_conversations_and_unsubscribes_at_sess
         collected,
     ):
         await all_delivered(sim, collected)
-        await source.wait_for(lambda s: s.unsubscribed >= 3)
+        await until(lambda: source.stats.unsubscribed >= 3)
         assert source.stats.discovered == 3
         assert collected.finals() == truth_keys(sim)
         assert source.conversations() == set()
@@ -197,7 +204,7 @@ async def test_topics_of_calls_that_end_together_are_dropped_in_one_request() ->
     config = SimConfig(calls=3, utterances=2)
     async with running(config) as (sim, source, collected):
         await all_delivered(sim, collected)
-        await source.wait_for(lambda s: s.unsubscribed >= 3)
+        await until(lambda: source.stats.unsubscribed >= 3)
         while any(channel.topics for channel in sim.api.channels.values()):
             await sim.hub.wait_changed()
         assert sim.stats.subscription_puts == 1
@@ -248,7 +255,7 @@ async def test_a_channel_gone_when_its_subscriptions_change_is_replaced() -> Non
         (gone,) = list(sim.api.channels)
         del sim.api.channels[gone]  # the platform forgot it; its socket is still open
         source.add_conversation("c-new")  # the next subscription change meets the 404
-        await source.wait_for(lambda s: s.channels_created == 2)
+        await until(lambda: source.stats.channels_created == 2)
         while not any(
             "v2.conversations.c-new.transcription" in c.topics for c in sim.api.channels.values()
         ):
@@ -342,7 +349,7 @@ async def test_conversations_added_before_run_starts_are_followed() -> None:
 async def test_expired_channel_404_makes_a_new_channel_and_resubscribes() -> None:
     config = SimConfig(calls=2, utterances=14, rate=30, channel_ttl_s=1.0)  # ~3 s of frames
     async with running(config, rotate_before_s=-30.0) as (sim, source, collected):
-        await source.wait_for(lambda s: s.channels_gone >= 1 and s.channels_created >= 2)
+        await until(lambda: source.stats.channels_gone >= 1 and source.stats.channels_created >= 2)
         await all_delivered(sim, collected)
         assert collected.finals() == truth_keys(sim)
 
@@ -384,3 +391,8 @@ async def test_replay_sends_frames_verbatim_once_subscribed(tmp_path: Path) -> N
     ]
     assert "invalid JSON" in collected.malformed[0].reason
     assert sim.stats.frames_skipped == 1, "the unsubscribed topic was skipped"
+
+
+def test_every_kind_of_notification_has_its_handler() -> None:
+    kinds = set(typing.get_args(NotificationEvent)) - {Transcription}  # the inline fast path
+    assert kinds == set(HANDLERS), "a message kind without a handler would end the socket"

@@ -47,7 +47,7 @@ def test_the_status_line_reads_the_snapshot() -> None:
         ring_paused=True,
         pending=4,
         last_write_s=0.0125,
-        backfill=True,
+        backfill="on",
     )
     assert status_line(snapshot, 1234.4) == (
         "status: 1,234 frames/s, 12 persisted, buffer 5/10 (paused), pending 4, last write "

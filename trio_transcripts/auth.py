@@ -27,8 +27,10 @@ import trio
 
 from .errors import AuthError
 from .outcomes import outcome_of, outcome_of_error
+from .pulse import Pulse
 from .redaction import redact_url
-from .retry import Action, Backoff, Service, classify, next_delay
+from .retry import Backoff, Decision, Service, classify
+from .retrying import Tries, retrying
 
 log = logging.getLogger("trio_transcripts.auth")
 
@@ -78,7 +80,7 @@ class TokenManager:
         self._rng = rng or random.Random()
         self._client = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(timeout_s))
         self._token: Token | None = None
-        self._changed = trio.Event()
+        self._changed = Pulse()  # a token was fetched, or refused for good
         self._wake = trio.Event()
         self._fatal: AuthError | None = None
         self.renewals = 0
@@ -109,8 +111,7 @@ class TokenManager:
                 await trio.lowlevel.checkpoint()
                 return token.access_token
             self._wake.set()
-            changed = self._changed
-            await changed.wait()
+            await self._changed.wait()
 
     def invalidate(self, token: str | None = None) -> None:
         """Forget the token (a 401 said it is no good) and renew at once.
@@ -136,11 +137,10 @@ class TokenManager:
                 self._token = await self._fetch()
             except AuthError as exc:
                 self._fatal = exc
-                self._changed.set()
+                self._changed.fire()
                 raise
             self.renewals += 1
-            self._changed.set()
-            self._changed = trio.Event()
+            self._changed.fire()
             if not started:
                 task_status.started()
                 started = True
@@ -149,9 +149,9 @@ class TokenManager:
                 await self._wake.wait()
 
     async def _fetch(self) -> Token:
-        attempt = 0
         url = self.credentials.login_url.rstrip("/") + "/oauth/token"
-        while True:
+
+        async def once() -> tuple[Decision, httpx.Response | None]:
             try:
                 response = await self._client.post(
                     url,
@@ -161,28 +161,29 @@ class TokenManager:
                     data={"grant_type": "client_credentials"},
                 )
             except httpx.TransportError as exc:
-                decision = classify(Service.LOGIN, outcome_of_error(exc), time.time())
-            else:
-                decision = classify(Service.LOGIN, outcome_of(response), time.time())
-                if decision.action is Action.DONE:
-                    return self._token_from(response)
-            if decision.action is Action.FATAL:
-                raise AuthError(
-                    f"Genesys login host {redact_url(self.credentials.login_url)} refused "
-                    f"client id {self.credentials.client_id!r}: {decision.detail}. Check "
-                    f"GENESYS_CLIENT_ID, GENESYS_CLIENT_SECRET and GENESYS_REGION (the OAuth "
-                    f"client must use the Client Credentials grant)"
-                )
-            delay = next_delay(attempt, decision.retry_after_s, self.backoff, self._rng)
+                return classify(Service.LOGIN, outcome_of_error(exc), time.time()), None
+            return classify(Service.LOGIN, outcome_of(response), time.time()), response
+
+        def say(decision: Decision, retry: int, delay: float) -> None:
             log.warning(
                 "token request to %s failed (%s); retry %d in %.2f s",
                 redact_url(url),
                 decision.detail,
-                attempt + 1,
+                retry,
                 delay,
             )
-            await trio.sleep(delay)
-            attempt += 1
+
+        def fail(decision: Decision) -> AuthError:
+            return AuthError(
+                f"Genesys login host {redact_url(self.credentials.login_url)} refused "
+                f"client id {self.credentials.client_id!r}: {decision.detail}. Check "
+                f"GENESYS_CLIENT_ID, GENESYS_CLIENT_SECRET and GENESYS_REGION (the OAuth "
+                f"client must use the Client Credentials grant)"
+            )
+
+        _, response = await retrying(once, Tries(self.backoff, self._rng), say=say, fail=fail)
+        assert response is not None, "DONE comes with an answer"
+        return self._token_from(response)
 
     def _token_from(self, response: httpx.Response) -> Token:
         try:

@@ -171,21 +171,14 @@ class Backfiller:
         self.calls = calls
         self.settings = settings
         self.counts = BackfillCounts()
-        self.enabled: bool | None = None  # known once the permission probe answered
-        self.probed = trio.Event()
-        self.caught_up = trio.Event()  # every followed queue's absence looked at
+        # Known once the permission probe answered (the worker's snapshot shows it).
+        self.enabled: bool | None = None
         self._rng = rng or random.Random()
-        self._tried = trio.Event()
         self._quiet_until = 0.0  # Trio clock: the API asked us (Retry-After) to hold off
 
     @property
     def keep_settled_ms(self) -> int:
         return int(self.settings.lookback_s * 1000)
-
-    async def wait_empty(self) -> None:
-        """Wait until no conversation is left to backfill (tests, the ``backfill`` command)."""
-        while self.queue.jobs:
-            await self._tried.wait()
 
     async def run(
         self,
@@ -212,11 +205,8 @@ class Backfiller:
                 nursery.start_soon(self.completeness.run, self.keep_settled_ms)
                 if s.queues:
                     nursery.start_soon(self._catch_up, away)
-                else:
-                    self.caught_up.set()
                 refused = await self.client.may_read_transcripts()
                 self.enabled = refused is None
-                self.probed.set()
                 if refused is not None:
                     log.error(
                         "backfill off: the OAuth client may not read post-call transcripts (it "
@@ -240,17 +230,14 @@ class Backfiller:
             s.lookback_s * 1000
         )
         until = now_ms()  # the queues are subscribed by now or soon: later calls are announced
-        try:
-            for queue_id in s.queues:
-                found = await absence.queue_calls(self.client, queue_id, since, until, self._wait)
-                if isinstance(found, Refused):
-                    self._uncovered(queue_id, since, until, found.reason)
-                    continue
-                if isinstance(found, NotYet):  # not with a wait; for the type checker
-                    continue
-                self._sort(queue_id, found)
-        finally:
-            self.caught_up.set()
+        for queue_id in s.queues:
+            found = await absence.queue_calls(self.client, queue_id, since, until, self._wait)
+            if isinstance(found, Refused):
+                self._uncovered(queue_id, since, until, found.reason)
+                continue
+            if isinstance(found, NotYet):  # not with a wait; for the type checker
+                continue
+            self._sort(queue_id, found)
 
     async def _wait(self, why: NotYet, attempts: int) -> None:
         delay = next_delay(attempts, why.retry_after_s, self.settings.retry, self._rng)
@@ -320,16 +307,13 @@ class Backfiller:
         while True:
             due = self._due()
             if not due:
-                changed = self.queue.changed
                 with trio.move_on_after(self.settings.check_s):
-                    await changed.wait()
+                    await self.queue.changed.wait()
                 continue
             for job in due:
                 # One conversation's 429 holds them all: the rate limit is the client's.
                 await trio.sleep_until(self._quiet_until)
                 self.carry_out(job, await self.attempt(job, write, settle))
-                self._tried.set()
-                self._tried = trio.Event()
 
     def _due(self) -> list[Job]:
         """Jobs to try now; one still followed is not due (``Outcome.FOLLOWED``: wait)."""

@@ -51,6 +51,7 @@ class Step(enum.Enum):
     NEW_CHANNEL = "create a new channel and subscribe its topics"
     RENEW_AND_NEW_CHANNEL = "renew the token, then create a new channel"
     RETIRE = "stop: the newer socket carries on"
+    RENEW_AND_RECONNECT = "renew the token, then reconnect after a backoff"
 
 
 AFTER_SOCKET: dict[tuple[SocketEnd, bool | None], Step] = {
@@ -73,6 +74,17 @@ AFTER_SOCKET: dict[tuple[SocketEnd, bool | None], Step] = {
     },
     **{
         (end, False): Step.NEW_CHANNEL
+        for end in (SocketEnd.CLOSED, SocketEnd.LOST, SocketEnd.DEAD, SocketEnd.REJECTED)
+    },
+}
+
+
+AFTER_STREAM: dict[SocketEnd, Step] = {
+    # The fragment stream (``sources/fragment_stream.py``): one fixed URL, no channel to ask
+    # about or replace, so every end reconnects; a refused handshake renews the token first.
+    SocketEnd.UNAUTHORIZED: Step.RENEW_AND_RECONNECT,
+    **{
+        end: Step.RECONNECT
         for end in (SocketEnd.CLOSED, SocketEnd.LOST, SocketEnd.DEAD, SocketEnd.REJECTED)
     },
 }

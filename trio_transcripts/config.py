@@ -82,10 +82,6 @@ class Config(WorkerSettings):
     queue_lookback_s: float = 3_600.0
 
     @property
-    def source_kind(self) -> str:
-        return "fragments" if self.stream_url else "notifications"
-
-    @property
     def state_path(self) -> Path:
         """Where gap records and the journal live: ``state_dir``, else a ``state``
         directory next to the spool's (or in the working directory, as the other files)."""

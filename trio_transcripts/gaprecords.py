@@ -17,12 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import trio
-
 from .coverage import Gap, Why
 from .fillplan import Stage
 from .gapfill import Window
 from .journal import append_records, read_records, replace_records
+from .pulse import Pulse
 from .wire.instants import iso_of
 
 log = logging.getLogger("trio_transcripts.backfill")
@@ -121,7 +120,7 @@ class BackfillQueue:
         self.state_dir = Path(state_dir)
         self.path = self.state_dir / QUEUE_FILE
         self.jobs: dict[str, Job] = {}
-        self.changed = trio.Event()
+        self.changed = Pulse()  # jobs were opened or extended
 
     def load(self) -> dict[str, Job]:
         """Read the file, keep what is open, and rewrite it with only that (atomically)."""
@@ -139,8 +138,7 @@ class BackfillQueue:
         for gap in gaps:
             job = self.jobs.setdefault(gap.conversation_id, Job(gap.conversation_id, now))
             job.add(gap)
-        self.changed.set()
-        self.changed = trio.Event()
+        self.changed.fire()
 
     def settle(self, conversation_id: str, outcome: str, detail: dict[str, object]) -> None:
         """A job is over: ``done`` (written, or nothing to write) or ``dead`` (given up)."""

@@ -141,6 +141,11 @@ class _WorkerCollector(Collector):
             queued.add_metric([gap_why.value], a.gaps_by_reason.get(gap_why.value, 0))
         yield queued
         yield gauge(
+            "backfill_enabled",
+            "1 while gaps are filled from post-call transcripts (0: off, or not permitted).",
+            w.backfill == "on",
+        )
+        yield gauge(
             "absences_uncovered",
             "Queue absences no catch-up could look at (no analytics permission).",
             len(a.absences_uncovered),

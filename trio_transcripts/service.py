@@ -122,9 +122,6 @@ def add_worker_flags(parser: argparse.ArgumentParser) -> None:
         help="which text to store: the recognised words (raw), or the platform's decorated "
         "form where it gives one (see the README's schema) (default: %(default)s)",
     )
-    # The platform's session keepalive and the first backfill retry, scaled down by tests.
-    parser.add_argument("--session-keepalive", type=float, default=300.0, help=argparse.SUPPRESS)
-    parser.add_argument("--backfill-retry", type=float, default=30.0, help=argparse.SUPPRESS)
     parser.add_argument(
         "--utterance-id-as-tag",
         action="store_true",
@@ -151,9 +148,7 @@ def tuning(args: argparse.Namespace) -> dict[str, object]:
         "backfill": args.backfill,
         "state_dir": args.state_dir,
         "backfill_give_up_s": args.backfill_give_up,
-        "keepalive_s": args.session_keepalive,
         "text": args.text,
-        "backfill_retry_s": args.backfill_retry,
         "queue_lookback_s": args.queue_lookback,
     }
 
@@ -255,17 +250,22 @@ def _patched(config: Config, args: argparse.Namespace) -> Config:
     return config
 
 
-def main(args: argparse.Namespace) -> int:
+def config_of(args: argparse.Namespace) -> Config:
+    """The settings ``run``'s parsed command line and its environment give."""
     overrides = {var: getattr(args, var) for var in OVERRIDES.values()}
-    if args.workers != 1:
-        return _supervise(args, overrides)
-    config = _patched(
+    return _patched(
         load_config(
             overrides, env_file=args.env_file, tuning=tuning(args), config_file=args.config
         ),
         args,
     )
-    run_config(config)
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.workers != 1:
+        overrides = {var: getattr(args, var) for var in OVERRIDES.values()}
+        return _supervise(args, overrides)
+    run_config(config_of(args))
     return 0
 
 

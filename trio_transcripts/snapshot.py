@@ -40,7 +40,9 @@ class Snapshot:
     sink: str = ""  # the sink's description
     sink_ok_age_s: float | None = None  # since it acknowledged a write or a ping; None: not yet
     last_write_s: float = 0.0
-    backfill: bool = False  # post-call backfill is on
+    # Post-call backfill: "off" (not configured), "probing" (asking whether the OAuth client
+    # may read transcripts), "on", or "refused" (it may not: gaps are recorded only).
+    backfill: str = "off"
     stopping: bool = False
 
     def to_json(self) -> str:
@@ -62,7 +64,7 @@ def status_line(snapshot: Snapshot, frames_per_s: float) -> str:
         f"buffer {s.ring_count}/{s.ring_capacity}{' (paused)' if s.ring_paused else ''}, "
         f"pending {s.pending}, last write {s.last_write_s * 1000:.0f} ms, "
         f"{a.dead_lettered} dead-lettered, {a.spooled} spooled"
-        + (f", {a.backfilled} backfilled" if s.backfill else "")
+        + (f", {a.backfilled} backfilled" if s.backfill != "off" else "")
     )
 
 

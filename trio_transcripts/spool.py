@@ -194,14 +194,6 @@ class Spool:
         os.replace(partial, marker)
         _fsync_directory(self.directory)
 
-    def pending(self) -> int:
-        """Utterances in records not yet acknowledged, over every file."""
-        return sum(len(record) for path in self.files() for record in self._unread(path))
-
-    def _unread(self, path: Path) -> list[list[Utterance]]:
-        records, _, _ = decode_records(path.read_bytes())
-        return records[self.acknowledged(path) :]
-
     def remove(self, path: Path) -> None:
         self.seal(path)
         size = path.stat().st_size
@@ -227,21 +219,11 @@ class SpoolingSink:
         self.inner = inner
         self.spool = spool
         self.spool_after_s = spool_after_s
-        self.torn_records = 0
         self._backlog = trio.Event()
-        self._emptied = trio.Event()
         # Appends, reads and removals run in threads: without this, the replay could read
         # (and set aside as torn) a record the writer is still appending, or remove a file
         # an append is sizing.
         self._files = trio.Lock()
-
-    async def wait_empty(self) -> None:
-        """Wait until the replay has removed the last spool file."""
-        while True:
-            emptied = self._emptied  # taken before looking, so no removal is missed
-            if not await trio.to_thread.run_sync(self.spool.files):
-                return
-            await emptied.wait()
 
     async def open(self) -> None:
         await self.inner.open()
@@ -304,8 +286,6 @@ class SpoolingSink:
             async with self._files:
                 self.spool.seal(path)
                 contents = await trio.to_thread.run_sync(self.spool.read, path)
-            if contents.problem is not None:
-                self.torn_records += 1
             done = await trio.to_thread.run_sync(self.spool.acknowledged, path)
             for record in contents.records:
                 result = await self.inner.write(record)  # retries while the sink is down
@@ -317,8 +297,6 @@ class SpoolingSink:
                 report(result)
             async with self._files:  # an append in its thread lists and sizes the files
                 await trio.to_thread.run_sync(self.spool.remove, path)
-            self._emptied.set()
-            self._emptied = trio.Event()
             log.info(
                 "spool file %s replayed (%d records) and removed", path.name, len(contents.records)
             )

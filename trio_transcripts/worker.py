@@ -53,6 +53,7 @@ from .config import WorkerSettings
 from .errors import FatalError, FatalSinkError, first_fatal
 from .lifecycle import Do, Event, Lifecycle
 from .model import SessionLost, Utterance
+from .pulse import Pulse
 from .redaction import redact_url
 from .ring import RingFull
 from .router import Action, Enqueue, Router, SetAsideFragment, SetAsideFrame, SourceEvent
@@ -122,7 +123,7 @@ class Worker:
         self._writer_done = trio.Event()
         self._services: list[trio.CancelScope] = []
         self._inflight: Sequence[Utterance] = ()
-        self._progress = trio.Event()
+        self._progress = Pulse()  # a batch written, a record replayed
         # The writer and the backfill take turns at the sink: a sink writes one batch at a
         # time (the file sink appends from a thread), and each result is accounted to its own.
         self._sink_turn = trio.Lock()
@@ -181,8 +182,7 @@ class Worker:
         await self._progress.wait()
 
     def _made_progress(self) -> None:
-        self._progress.set()
-        self._progress = trio.Event()
+        self._progress.fire()
 
     @property
     def stopping(self) -> bool:
@@ -416,6 +416,12 @@ class Worker:
             last = now
             status_log.info(status_line(now, rate))
 
+    def _backfill_state(self) -> str:
+        if self.backfill is None:
+            return "off"
+        enabled = self.backfill.enabled
+        return "probing" if enabled is None else "on" if enabled else "refused"
+
     def snapshot(self) -> Snapshot:
         """Where the worker is, in one frozen value (``snapshot.py``); cheap: no I/O."""
         now = trio.current_time()
@@ -445,7 +451,7 @@ class Worker:
             sink=self.sink.describe(),
             sink_ok_age_s=None if self.sink_ok_at is None else now - self.sink_ok_at,
             last_write_s=self.last_write_latency_s,
-            backfill=self.backfill is not None,
+            backfill=self._backfill_state(),
             stopping=self.stopping,
         )
 

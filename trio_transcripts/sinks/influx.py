@@ -44,7 +44,8 @@ from ..lineproto import Schema, encode
 from ..model import Utterance
 from ..outcomes import outcome_of, outcome_of_error
 from ..redaction import redact_url
-from ..retry import Action, Backoff, Decision, Service, classify, next_delay
+from ..retry import Action, Backoff, Decision, Service, classify
+from ..retrying import Tries, retrying
 from . import Rejected, WriteResult
 
 log = logging.getLogger("trio_transcripts.sink")
@@ -157,9 +158,6 @@ class SinkStatistics:
     retries: int = 0
     dead_lettered: int = 0
     splits: int = 0
-    last_latency_s: float = 0.0
-    last_retry_delay_s: float = 0.0
-    bytes_sent: int = 0
 
 
 class InfluxSink:
@@ -224,32 +222,40 @@ class InfluxSink:
 
     async def open(self) -> None:
         """Wait for ``/ping`` (bounded by ``startup_timeout_s``); on 1.x create the database."""
-        deadline = trio.current_time() + self.settings.startup_timeout_s
-        attempt = 0
-        while True:
+
+        async def ping() -> tuple[Decision, None]:
             try:
                 response = await self._client.get("/ping")
             except httpx.TransportError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.status_code in (200, 204):
-                    break
-                problem = f"HTTP {response.status_code} {response.text[:200]}"
-            delay = self.settings.backoff.delay(attempt, self._rng)
-            if trio.current_time() + delay > deadline:
-                raise FatalSinkError(
-                    f"InfluxDB at {self.settings.where} is not answering /ping ({problem}) "
-                    f"after {self.settings.startup_timeout_s:.0f} s: check INFLUX_URL and that "
-                    f"the server is running"
-                )
+                return Decision(Action.RETRY, f"{type(exc).__name__}: {exc}"), None
+            if response.status_code in (200, 204):
+                return Decision(Action.DONE, "ready"), None
+            return Decision(
+                Action.RETRY, f"HTTP {response.status_code} {response.text[:200]}"
+            ), None
+
+        def say(decision: Decision, _retry: int, delay: float) -> None:
             log.warning(
                 "InfluxDB at %s not ready (%s); retrying in %.1f s",
                 self.settings.where,
-                problem,
+                decision.detail,
                 delay,
             )
-            await trio.sleep(delay)
-            attempt += 1
+
+        def fail(decision: Decision) -> FatalSinkError:
+            return FatalSinkError(
+                f"InfluxDB at {self.settings.where} is not answering /ping ({decision.detail}) "
+                f"after {self.settings.startup_timeout_s:.0f} s: check INFLUX_URL and that "
+                f"the server is running"
+            )
+
+        await retrying(
+            ping,
+            Tries(self.settings.backoff, self._rng),
+            say=say,
+            fail=fail,
+            deadline=trio.current_time() + self.settings.startup_timeout_s,
+        )
         if self.api is Api.V1 and self.settings.create_database:
             await self._create_database()
 
@@ -303,50 +309,54 @@ class InfluxSink:
         return result
 
     async def _deliver(self, items: list[tuple[Utterance, bytes]]) -> WriteResult:
-        attempt = 0
-        while True:
-            decision = await self._post(b"".join(line for _, line in items))
-            action = decision.action
-            if action is Action.DONE:
-                self.stats.persisted += len(items)
-                return WriteResult(acknowledged=len(items))
-            if action is Action.SPLIT:
-                if len(items) == 1:
-                    utterance = items[0][0]
-                    log.error(
-                        "InfluxDB rejected utterance %s/%s: %s",
-                        utterance.conversation_id,
-                        utterance.utterance_id,
-                        decision.detail,
-                    )
-                    self.stats.dead_lettered += 1
-                    return WriteResult(rejected=(Rejected(utterance, decision.detail),))
-                self.stats.splits += 1
-                half = len(items) // 2
-                log.warning(
-                    "InfluxDB refused a batch of %d (%s); splitting to isolate it",
-                    len(items),
-                    decision.detail,
-                )
-                return await self._deliver(items[:half]) + await self._deliver(items[half:])
-            if action is Action.CREATE_DATABASE and self.settings.create_database:
-                log.warning("database %r missing; creating it", self.settings.database)
-                await self._create_database()
-                continue
-            if action is not Action.RETRY:
-                raise FatalSinkError(self._fatal_message(decision), [u for u, _ in items])
-            delay = next_delay(attempt, decision.retry_after_s, self.settings.backoff, self._rng)
+        body = b"".join(line for _, line in items)
+
+        async def post() -> tuple[Decision, None]:
+            return await self._post(body), None
+
+        async def create(_decision: Decision) -> None:
+            log.warning("database %r missing; creating it", self.settings.database)
+            await self._create_database()
+
+        def say(decision: Decision, retry: int, delay: float) -> None:
             self.stats.retries += 1
-            self.stats.last_retry_delay_s = delay
             log.warning(
                 "InfluxDB write of %d points failed (%s); retry %d in %.2f s",
                 len(items),
                 decision.detail,
-                attempt + 1,
+                retry,
                 delay,
             )
-            await trio.sleep(delay)
-            attempt += 1
+
+        decision, _ = await retrying(
+            post,
+            Tries(self.settings.backoff, self._rng),
+            say=say,
+            fail=lambda d: FatalSinkError(self._fatal_message(d), [u for u, _ in items]),
+            until=(Action.DONE, Action.SPLIT),
+            at_once={Action.CREATE_DATABASE: create} if self.settings.create_database else None,
+        )
+        if decision.action is Action.DONE:
+            self.stats.persisted += len(items)
+            return WriteResult(acknowledged=len(items))
+        if len(items) == 1:  # SPLIT: a batch of one is the point refused
+            utterance = items[0][0]
+            log.error(
+                "InfluxDB rejected utterance %s/%s: %s",
+                utterance.conversation_id,
+                utterance.utterance_id,
+                decision.detail,
+            )
+            self.stats.dead_lettered += 1
+            return WriteResult(rejected=(Rejected(utterance, decision.detail),))
+        self.stats.splits += 1
+        half = len(items) // 2
+        log.warning(
+            "InfluxDB refused a batch of %d (%s); splitting to isolate it",
+            len(items),
+            decision.detail,
+        )
+        return await self._deliver(items[:half]) + await self._deliver(items[half:])
 
     async def _post(self, body: bytes) -> Decision:
         headers = {}
@@ -354,15 +364,12 @@ class InfluxSink:
             body = gzip.compress(body, compresslevel=1)
             headers["Content-Encoding"] = "gzip"
         self.stats.requests += 1
-        self.stats.bytes_sent += len(body)
-        started = time.perf_counter()
         try:
             response = await self._client.post(
                 self._write_path, params=self._params, content=body, headers=headers
             )
         except httpx.TransportError as exc:
             return classify(self._service, outcome_of_error(exc), time.time())
-        self.stats.last_latency_s = time.perf_counter() - started
         return classify(self._service, outcome_of(response), time.time())
 
     def _fatal_message(self, decision: Decision) -> str:

@@ -1,8 +1,10 @@
 """The reference design's fragment stream: one JSON fragment per WebSocket frame.
 
 Connects to a configured URL with ``Authorization: Bearer <token>``, reads fragments and hands
-each to ``emit``; a 401 handshake renews the token; any end reconnects with capped, fully
-jittered backoff, and each gap is logged and counted. The socket itself is ``_socket.py``'s.
+each to ``emit``; what follows the end of a socket is ``channels.py``'s :data:`AFTER_STREAM`
+(a 401 handshake renews the token; every end reconnects, with capped, fully jittered backoff,
+by the retry driver of ``retrying.py``), and each gap is logged and counted. The socket itself
+is ``_socket.py``'s.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import trio
 import trio_websocket
 
 from ..auth import TokenManager
-from ..channels import SocketEnd
+from ..channels import AFTER_STREAM, SocketEnd, Step
 from ..model import Merge
 from ..redaction import redact_url
-from ..retry import Backoff
+from ..retry import Action, Backoff, Decision
+from ..retrying import Tries, retrying
 from ..wire.fragments import parse_fragment
 from . import Emit, Gap, GapLog, SourceError, SourceHealth
 from ._socket import SocketOptions, queued_message, read_socket
@@ -90,14 +93,13 @@ class FragmentStreamSource:
     ) -> None:
         conversation = self.settings.default_conversation()
         task_status.started()
-        attempt = 0
+        tries = Tries(self.settings.backoff, self._rng)
 
         def opened() -> None:
-            nonlocal attempt
             self.connects += 1
             self._connected = True
             self.gap_log.live((conversation,))
-            attempt = 0
+            tries.reset()
 
         async def read(ws: trio_websocket.WebSocketConnection) -> SocketEnd:
             while True:
@@ -106,26 +108,32 @@ class FragmentStreamSource:
                     frame = await ws.get_message()
                 await emit(parse_fragment(frame, conversation_id=conversation), frame)
 
+        async def once() -> tuple[Decision, None]:
+            token = await self.tokens.get() if self.tokens is not None else None
+            headers = [(b"Authorization", f"Bearer {token}".encode())] if token else []
+            end = await read_socket(
+                self.settings.url,
+                self.settings.socket,
+                read,
+                where="fragment stream",
+                headers=headers,
+                opened=opened,
+            )
+            self._connected = False
+            self._replaced += 1
+            step = AFTER_STREAM[end]
+            if step is Step.RENEW_AND_RECONNECT and self.tokens is not None:
+                self.tokens.invalidate(token)
+            self.gap_log.lost()
+            return Decision(Action.RETRY, step.value), None
+
+        def say(_decision: Decision, _retry: int, delay: float) -> None:
+            log.info("reconnecting to the fragment stream in %.2f s", delay)
+
+        def fail(decision: Decision) -> BaseException:
+            return AssertionError(f"the stream always reconnects, not {decision}")
+
         try:
-            while True:
-                token = await self.tokens.get() if self.tokens is not None else None
-                headers = [(b"Authorization", f"Bearer {token}".encode())] if token else []
-                end = await read_socket(
-                    self.settings.url,
-                    self.settings.socket,
-                    read,
-                    where="fragment stream",
-                    headers=headers,
-                    opened=opened,
-                )
-                self._connected = False
-                self._replaced += 1
-                if end is SocketEnd.UNAUTHORIZED and self.tokens is not None:
-                    self.tokens.invalidate(token)
-                self.gap_log.lost()
-                delay = self.settings.backoff.delay(attempt, self._rng)
-                log.info("reconnecting to the fragment stream in %.2f s", delay)
-                await trio.sleep(delay)
-                attempt += 1
+            await retrying(once, tries, say=say, fail=fail, until=())
         finally:
             self.gap_log.stopped((conversation,))

@@ -32,7 +32,8 @@ subscription models) and what this module does with them:
 
 Which slot a topic goes to, what a socket's end leads to, when to rotate, and what each
 subscription request is are decided by the pure planner in ``channels.py``; this module
-carries its decisions out, and the socket loop is ``_socket.py``'s.
+carries its decisions out. The REST calls are ``channel_api.py``'s, the socket loop is
+``_socket.py``'s, and every wait before trying again is the retry driver's (``retrying.py``).
 """
 
 from __future__ import annotations
@@ -41,9 +42,8 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import partial
 
 import httpx
@@ -66,12 +66,16 @@ from ..channels import (
 from ..coverage import Ended, Followed, Heard, Listening, Seen, SocketGap, Unfollowed
 from ..liveness import KEEPALIVE_MS, MARGIN_MS, Liveness
 from ..model import Ignored, Malformed, Merge, SessionLost
-from ..outcomes import outcome_of, outcome_of_error
+from ..pulse import Pulse
 from ..redaction import redact_url
-from ..retry import Action, Backoff, Service, classify, next_delay
+from ..retry import Action, Backoff, Decision
+from ..retrying import Tries, retrying
 from ..shard import CHANNELS_PER_CLIENT, Shard
 from ..wire.genesys import (
     ChannelGone,
+    Heartbeat,
+    NotificationEvent,
+    Pong,
     QueueConversation,
     SocketClosing,
     SubscriptionReply,
@@ -83,11 +87,11 @@ from ..wire.genesys import (
 )
 from . import HEARD_WITHIN_S, Emit, Gap, GapLog, SourceError, SourceHealth
 from ._socket import SocketOptions, queued_message, read_socket
+from .channel_api import ChannelApi, ChannelLost
 
 log = logging.getLogger("trio_transcripts.source.notifications")
 
 PING = '{"message":"ping"}'
-TRANSCRIPTION_PERMISSION = "conversation:transcription:view"
 
 
 @dataclass(frozen=True)
@@ -117,10 +121,6 @@ def wall_ms() -> int:
     return int(time.time() * 1000)
 
 
-class _ChannelLost(Exception):
-    """This channel cannot be used any more; make a new one."""
-
-
 @dataclass
 class _Channel:
     id: str
@@ -138,14 +138,28 @@ class _Channel:
 class _SlotTasks:
     """The Trio side of a planned slot: its nursery, its gap log, a change signal."""
 
-    changed: trio.Event = field(default_factory=trio.Event)
+    changed: Pulse = field(default_factory=Pulse)  # its topics changed
     gaps: GapLog = field(default_factory=lambda: GapLog("notifications"))
     nursery: trio.Nursery | None = None
     channel: _Channel | None = None  # the one serving the slot (the newer, once connected)
 
-    def notify(self) -> None:
-        self.changed.set()
-        self.changed = trio.Event()
+
+@dataclass
+class _Reading:
+    """One socket being read: its slot, its channel, and since when a newer socket serves
+    the channel (``socket_closing``)."""
+
+    slot: Slot
+    channel: _Channel
+    nursery: trio.Nursery
+    superseded_at: float | None = None
+
+
+# What a message other than a transcription does to the socket reading it: nothing (None),
+# or end it (the why). One handler per kind of message, found by its type.
+_Handler = Callable[
+    ["NotificationsSource", NotificationEvent, str | bytes, _Reading], Awaitable[SocketEnd | None]
+]
 
 
 class NotificationsSource:
@@ -174,14 +188,16 @@ class NotificationsSource:
         self.tokens = tokens
         self.plan = ChannelPlan(settings.max_topics_per_channel, settings.max_channels)
         self._rng = rng or random.Random()
-        self._client = httpx.AsyncClient(
-            base_url=settings.api_url.rstrip("/"),
+        self.api = ChannelApi(
+            settings.api_url,
+            tokens,
+            backoff=settings.backoff,
+            rng=self._rng,
+            timeout_s=settings.timeout_s,
             transport=transport,
-            timeout=httpx.Timeout(settings.timeout_s),
         )
         self._tasks: dict[int, _SlotTasks] = {}
         self._nursery: trio.Nursery | None = None
-        self._changed = trio.Event()
         self._emit: Emit | None = None
         self.liveness = Liveness(
             int(settings.keepalive_s * 1000), int(settings.silence_margin_s * 1000)
@@ -215,16 +231,6 @@ class NotificationsSource:
         if self.stats.connects:
             return None
         return f"a notification channel and its socket from {redact_url(self.settings.api_url)}"
-
-    def _counted(self) -> None:
-        """The planner's counters may have moved: wake :meth:`wait_for`."""
-        self._changed.set()
-        self._changed = trio.Event()
-
-    async def wait_for(self, predicate: Callable[[ChannelCounters], bool]) -> None:
-        """Wait until ``predicate(self.stats)`` holds (for status pages and tests)."""
-        while not predicate(self.stats):
-            await self._changed.wait()
 
     def conversations(self) -> set[str]:
         return self.plan.conversations()
@@ -276,7 +282,7 @@ class NotificationsSource:
             for slot in self.plan.slots:
                 self._slot_tasks(slot).gaps.stopped(slot.conversations())
             with trio.CancelScope(shield=True):
-                await self._client.aclose()
+                await self.api.aclose()
 
     # --- topics -----------------------------------------------------------------------
 
@@ -293,9 +299,8 @@ class NotificationsSource:
         self._heard.pop(conversation_id, None)
         self._tell(Unfollowed(conversation_id, how, wall_ms(), silent_ms))
         for slot in self.plan.remove_conversation(conversation_id):
-            self._slot_tasks(slot).notify()
+            self._slot_tasks(slot).changed.fire()
             log.info("unsubscribed conversation %s", conversation_id)
-        self._counted()
 
     def _slot_tasks(self, slot: Slot) -> _SlotTasks:
         tasks = self._tasks.get(slot.index)
@@ -316,7 +321,7 @@ class NotificationsSource:
             return
         tasks = self._slot_tasks(placement.slot)
         if not placement.opened:
-            tasks.notify()
+            tasks.changed.fire()
         elif self._nursery is not None:  # else run() starts it
             self._nursery.start_soon(self._run_slot, placement.slot)
 
@@ -357,18 +362,24 @@ class NotificationsSource:
 
     async def _start_channel(self, slot: Slot, old: _Channel | None) -> None:
         """Open a channel (retrying), run it, and once it is connected retire ``old``."""
-        attempt = 0
-        while True:
+
+        async def once() -> tuple[Decision, _Channel | None]:
             try:
-                channel = await self._open_channel(slot)
-                break
-            except _ChannelLost as exc:
-                delay = self.settings.backoff.delay(attempt, self._rng)
-                log.warning(
-                    "could not open a notification channel (%s); retry in %.2f s", exc, delay
-                )
-                await trio.sleep(delay)
-                attempt += 1
+                return Decision(Action.DONE, "open"), await self._open_channel(slot)
+            except ChannelLost as exc:  # gone before its topics were subscribed
+                return Decision(Action.RETRY, str(exc)), None
+
+        def say(decision: Decision, _retry: int, delay: float) -> None:
+            log.warning(
+                "could not open a notification channel (%s); retry in %.2f s",
+                decision.detail,
+                delay,
+            )
+
+        _, channel = await retrying(
+            once, Tries(self.settings.backoff, self._rng), say=say, fail=_never
+        )
+        assert channel is not None, "DONE comes with the channel"
         tasks = self._slot_tasks(slot)
         assert tasks.nursery is not None
         tasks.nursery.start_soon(self._run_channel, slot, channel)
@@ -390,54 +401,16 @@ class NotificationsSource:
         await trio.sleep_until(rotate_at(channel.created_at, channel.expires_at, s.rotate_before_s))
         log.info("channel %s expires soon; rotating to a new channel", channel.id)
         self.plan.rotating()
-        self._counted()
         await self._start_channel(slot, channel)
 
-    async def _request(self, method: str, path: str, json: object = None) -> httpx.Response:
-        """A REST call with a fresh token, renewing it on 401 and retrying transient faults."""
-        attempt = 0
-        while True:
-            token = await self.tokens.get()
-            try:
-                response = await self._client.request(
-                    method, path, json=json, headers={"Authorization": f"Bearer {token}"}
-                )
-            except httpx.TransportError as exc:
-                decision = classify(Service.GENESYS_API, outcome_of_error(exc), time.time())
-            else:
-                decision = classify(Service.GENESYS_API, outcome_of(response), time.time())
-                if decision.action is Action.DONE:
-                    return response
-            if decision.action is Action.RENEW_TOKEN:
-                self.tokens.invalidate(token)
-            elif decision.action is Action.FATAL:
-                raise SourceError(
-                    f"Genesys API {method} {redact_url(self.settings.api_url)}{path} failed: "
-                    f"{decision.detail}"
-                )
-            delay = next_delay(attempt, decision.retry_after_s, self.settings.backoff, self._rng)
-            log.warning("%s %s failed (%s); retry in %.2f s", method, path, decision.detail, delay)
-            await trio.sleep(delay)
-            attempt += 1
-
     async def _open_channel(self, slot: Slot) -> _Channel:
-        response = await self._request("POST", "/api/v2/notifications/channels")
-        if response.status_code == 404:
-            raise SourceError(
-                f"{redact_url(self.settings.api_url)} has no notifications API (404): "
-                f"check GENESYS_REGION or GENESYS_API_URL"
-            )
-        body = response.json()
+        info = await self.api.create_channel()
+        now = trio.current_time()
         expires_at = math.inf
-        if isinstance(body.get("expires"), str):
-            try:
-                expires = datetime.fromisoformat(body["expires"]).timestamp()
-                expires_at = trio.current_time() + (expires - time.time())
-            except ValueError:
-                log.warning("channel expiry %r unreadable; not rotating", body["expires"])
-        channel = _Channel(body["id"], body["connectUri"], expires_at, trio.current_time())
+        if info.expires_epoch_s is not None:
+            expires_at = now + (info.expires_epoch_s - time.time())
+        channel = _Channel(info.id, info.connect_uri, expires_at, now)
         self.plan.channel_created()
-        self._counted()
         log.info("channel %s created (%d topics)", channel.id, len(slot.topics))
         await self._subscribe(slot, channel)
         return channel
@@ -449,23 +422,7 @@ class NotificationsSource:
         change = subscription_change(channel.subscribed, wanted)
         if change is None:
             return
-        path = f"/api/v2/notifications/channels/{channel.id}/subscriptions"
-        response = await self._request(change.method, path, [{"id": t} for t in change.topics])
-        if response.status_code == 404:
-            raise _ChannelLost(f"channel {channel.id} vanished while subscribing")
-        rejected = [
-            e
-            for e in response.json().get("entities", [])
-            if isinstance(e, dict) and e.get("rejectionReason")
-        ]
-        if rejected:
-            first = rejected[0]
-            missing = ", ".join(first.get("missingPermissions") or []) or "unknown"
-            raise SourceError(
-                f"Genesys rejected {len(rejected)} subscription(s), e.g. {first.get('id')}: "
-                f"{first.get('rejectionReason')} (missing permissions: {missing}). The OAuth "
-                f"client's role needs {TRANSCRIPTION_PERMISSION}"
-            )
+        await self.api.subscribe(channel.id, change.method, change.topics)
         added = wanted - channel.subscribed
         channel.subscribed = wanted
         if channel.sockets:
@@ -475,16 +432,16 @@ class NotificationsSource:
         tasks = self._slot_tasks(slot)
         try:
             while True:
-                # Taken before subscribing: a topic added while a request is in flight sets
-                # this event, so it is subscribed by the next round instead of another wait.
-                changed = tasks.changed
+                # Taken before subscribing: a topic added while a request is in flight fires
+                # it, so it is subscribed by the next round instead of another wait.
+                changed = tasks.changed.next()
                 await self._subscribe(slot, channel)
                 await changed.wait()
                 # Topics only to drop wait a moment for others (an addition ends the wait).
                 with trio.move_on_after(self.settings.unsubscribe_batch_s):
                     while can_wait(channel.subscribed, set(slot.topics)):
                         await tasks.changed.wait()
-        except _ChannelLost as exc:
+        except ChannelLost as exc:
             # As when the socket finds its channel gone: a new channel takes the slot.
             log.warning("%s; creating a new channel and resubscribing", exc)
             assert tasks.nursery is not None
@@ -494,27 +451,28 @@ class NotificationsSource:
     # --- sockets ----------------------------------------------------------------------
 
     async def _socket_loop(self, slot: Slot, channel: _Channel, nursery: trio.Nursery) -> None:
+        """Read the channel's socket; reconnect while ``channels.py``'s table says so."""
         tasks = self._slot_tasks(slot)
-        attempt = 0
+        tries = Tries(self.settings.backoff, self._rng)
         is_open = False
 
         def opened() -> None:
-            nonlocal attempt, is_open
+            nonlocal is_open
             is_open = True
             self.plan.connected()
-            self._counted()
             channel.sockets += 1
             channel.heard_at = trio.current_time()
             channel.connected.set()
             tasks.gaps.live(slot.conversations())
             self._listening(channel, tuple(channel.subscribed))
-            attempt = 0
+            tries.reset()
 
-        while True:
+        async def once() -> tuple[Decision, Step]:
+            nonlocal is_open
             end = await read_socket(
                 channel.connect_uri,
                 self.settings.socket,
-                partial(self._read, slot, channel, nursery),
+                partial(self._read, _Reading(slot, channel, nursery)),
                 where=f"channel {channel.id}",
                 opened=opened,
             )
@@ -523,31 +481,25 @@ class NotificationsSource:
                 is_open = False
             step = self.plan.after_socket(end)
             if step is Step.CHECK_CHANNEL:
-                step = self.plan.after_socket(end, await self._channel_exists(channel))
-            self._counted()
-            if step is Step.RETIRE:
-                return
-            tasks.gaps.lost()
-            if step is Step.RECONNECT:
-                delay = self.settings.backoff.delay(attempt, self._rng)
-                log.info("reconnecting to channel %s in %.2f s", channel.id, delay)
-                await trio.sleep(delay)
-                attempt += 1
-                continue
-            if step is Step.RENEW_AND_NEW_CHANNEL:
-                self.tokens.invalidate()
-            log.warning("channel %s is gone; creating a new one and resubscribing", channel.id)
-            assert tasks.nursery is not None
-            tasks.nursery.start_soon(self._start_channel, slot, None)
-            channel.scope.cancel()
-            return
+                exists = await self.api.channel_exists(channel.id)
+                step = self.plan.after_socket(end, exists)
+            if step is not Step.RETIRE:
+                tasks.gaps.lost()
+            again = step is Step.RECONNECT
+            return Decision(Action.RETRY if again else Action.DONE, step.value), step
 
-    async def _channel_exists(self, channel: _Channel) -> bool:
-        try:
-            response = await self._request("HEAD", f"/api/v2/notifications/channels/{channel.id}")
-        except SourceError:
-            return False
-        return response.status_code != 404
+        def say(_decision: Decision, _retry: int, delay: float) -> None:
+            log.info("reconnecting to channel %s in %.2f s", channel.id, delay)
+
+        _, step = await retrying(once, tries, say=say, fail=_never)
+        if step is Step.RETIRE:
+            return
+        if step is Step.RENEW_AND_NEW_CHANNEL:
+            self.tokens.invalidate()
+        log.warning("channel %s is gone; creating a new one and resubscribing", channel.id)
+        assert tasks.nursery is not None
+        tasks.nursery.start_soon(self._start_channel, slot, None)
+        channel.scope.cancel()
 
     async def _wait_for_message(
         self,
@@ -584,15 +536,10 @@ class NotificationsSource:
         )
         return None
 
-    async def _read(
-        self,
-        slot: Slot,
-        channel: _Channel,
-        nursery: trio.Nursery,
-        ws: trio_websocket.WebSocketConnection,
-    ) -> SocketEnd:
-        """Read until the socket is done for, and say why."""
-        superseded_at: float | None = None
+    async def _read(self, reading: _Reading, ws: trio_websocket.WebSocketConnection) -> SocketEnd:
+        """Read until the socket is done for, and say why. A transcription (nearly every
+        frame) is handled here; any other message by its handler in :data:`HANDLERS`."""
+        channel = reading.channel
         decorated = self.settings.decorated_text
         emit = self._emit
         assert emit is not None, "run() sets it before any socket opens"
@@ -600,12 +547,13 @@ class NotificationsSource:
             while True:
                 message = queued_message(ws)
                 if message is None:
-                    message = await self._wait_for_message(ws, channel, superseded_at)
+                    message = await self._wait_for_message(ws, channel, reading.superseded_at)
                     if message is None:
-                        return SocketEnd.REPLACED if superseded_at is not None else SocketEnd.DEAD
+                        superseded = reading.superseded_at is not None
+                        return SocketEnd.REPLACED if superseded else SocketEnd.DEAD
                 channel.heard_at = trio.current_time()
                 event = parse_notification(message, decorated=decorated)
-                if isinstance(event, Transcription):
+                if type(event) is Transcription:
                     conversation = event.conversation_id
                     self.liveness.heard(conversation, int(channel.heard_at * 1000))
                     communication = event.communication_id
@@ -617,44 +565,105 @@ class NotificationsSource:
                     await emit(event, message)
                     if event.session_ended:
                         self._unfollow(conversation, Ended.SESSION_ENDED)
-                elif isinstance(event, Malformed):
-                    await emit(event, message)
-                elif isinstance(event, SocketClosing):
-                    self.plan.socket_closing()
-                    self._counted()
-                    log.info("socket_closing on channel %s: opening a new socket first", channel.id)
-                    superseded_at = trio.current_time()
-                    nursery.start_soon(self._socket_loop, slot, channel, nursery)
-                elif isinstance(event, ChannelGone):
-                    log.warning("channel %s reported 404: %s", channel.id, event.message)
-                    return SocketEnd.GONE
-                elif isinstance(event, QueueConversation):
-                    shard = self.settings.shard
-                    if shard is not None and not shard.owns(event.conversation_id):
-                        continue  # another shard's; it subscribes to the same queue
-                    try:
-                        placement = self.plan.discovered(event.conversation_id)
-                    except ChannelBudgetExceeded as exc:
-                        raise SourceError(str(exc)) from None
-                    if placement is not None:
-                        log.info(
-                            "queue %s: conversation %s appeared; subscribing",
-                            event.queue_id,
-                            event.conversation_id,
-                        )
-                        self._tell(Followed(event.conversation_id, wall_ms()))
-                        self._place(placement)
-                        self._counted()
-                elif isinstance(event, SubscriptionReply) and not event.ok:
-                    log.warning("subscription request failed: %s %s", event.code, event.message)
-                elif isinstance(event, SystemNotice):
-                    log.warning(
-                        "system notice %s: %s %s", event.topic, event.reason, event.message or ""
-                    )
-                elif isinstance(event, Ignored):
-                    self.plan.ignored()
+                    continue
+                end = await HANDLERS[type(event)](self, event, message, reading)
+                if end is not None:
+                    return end
         except trio_websocket.ConnectionClosed:
-            if superseded_at is None:
+            if reading.superseded_at is None:
                 raise
             log.info("channel %s: the superseded socket was closed", channel.id)
             return SocketEnd.REPLACED
+
+    async def _on_malformed(
+        self, event: NotificationEvent, message: str | bytes, _reading: _Reading
+    ) -> None:
+        assert isinstance(event, Malformed) and self._emit is not None
+        await self._emit(event, message)
+
+    async def _on_socket_closing(
+        self, _event: NotificationEvent, _message: str | bytes, reading: _Reading
+    ) -> None:
+        self.plan.socket_closing()
+        log.info("socket_closing on channel %s: opening a new socket first", reading.channel.id)
+        reading.superseded_at = trio.current_time()
+        reading.nursery.start_soon(
+            self._socket_loop, reading.slot, reading.channel, reading.nursery
+        )
+        await trio.lowlevel.checkpoint()
+
+    async def _on_channel_gone(
+        self, event: NotificationEvent, _message: str | bytes, reading: _Reading
+    ) -> SocketEnd:
+        assert isinstance(event, ChannelGone)
+        log.warning("channel %s reported 404: %s", reading.channel.id, event.message)
+        await trio.lowlevel.checkpoint()
+        return SocketEnd.GONE
+
+    async def _on_queue_conversation(
+        self, event: NotificationEvent, _message: str | bytes, _reading: _Reading
+    ) -> None:
+        assert isinstance(event, QueueConversation)
+        await trio.lowlevel.checkpoint()
+        shard = self.settings.shard
+        if shard is not None and not shard.owns(event.conversation_id):
+            return  # another shard's; it subscribes to the same queue
+        try:
+            placement = self.plan.discovered(event.conversation_id)
+        except ChannelBudgetExceeded as exc:
+            raise SourceError(str(exc)) from None
+        if placement is not None:
+            log.info(
+                "queue %s: conversation %s appeared; subscribing",
+                event.queue_id,
+                event.conversation_id,
+            )
+            self._tell(Followed(event.conversation_id, wall_ms()))
+            self._place(placement)
+
+    async def _on_subscription_reply(
+        self, event: NotificationEvent, _message: str | bytes, _reading: _Reading
+    ) -> None:
+        assert isinstance(event, SubscriptionReply)
+        await trio.lowlevel.checkpoint()
+        if not event.ok:
+            log.warning("subscription request failed: %s %s", event.code, event.message)
+
+    async def _on_system_notice(
+        self, event: NotificationEvent, _message: str | bytes, _reading: _Reading
+    ) -> None:
+        assert isinstance(event, SystemNotice)
+        await trio.lowlevel.checkpoint()
+        log.warning("system notice %s: %s %s", event.topic, event.reason, event.message or "")
+
+    async def _on_ignored(
+        self, _event: NotificationEvent, _message: str | bytes, _reading: _Reading
+    ) -> None:
+        await trio.lowlevel.checkpoint()
+        self.plan.ignored()
+
+    async def _on_heard(
+        self, _event: NotificationEvent, _message: str | bytes, _reading: _Reading
+    ) -> None:
+        """A heartbeat or a pong: the socket is alive (``heard_at``), nothing else."""
+        await trio.lowlevel.checkpoint()
+
+
+HANDLERS: dict[type, _Handler] = {
+    Malformed: NotificationsSource._on_malformed,
+    SocketClosing: NotificationsSource._on_socket_closing,
+    ChannelGone: NotificationsSource._on_channel_gone,
+    QueueConversation: NotificationsSource._on_queue_conversation,
+    SubscriptionReply: NotificationsSource._on_subscription_reply,
+    SystemNotice: NotificationsSource._on_system_notice,
+    Ignored: NotificationsSource._on_ignored,
+    Heartbeat: NotificationsSource._on_heard,
+    Pong: NotificationsSource._on_heard,
+}
+"""The handler of each kind of message but a transcription (``wire/genesys.py``'s
+``NotificationEvent``: every member is here, ``tests/test_notifications.py`` checks)."""
+
+
+def _never(decision: Decision) -> BaseException:
+    """For a retry that has no refusal to raise: its only decisions are done and again."""
+    return AssertionError(f"unexpected decision {decision}")
