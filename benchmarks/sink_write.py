@@ -15,9 +15,10 @@ import timeit
 
 import trio
 
+from trio_transcripts.influx_settings import InfluxSettings
 from trio_transcripts.lineproto import encode
 from trio_transcripts.model import Utterance
-from trio_transcripts.sinks.influx import InfluxSettings, InfluxSink
+from trio_transcripts.sinks.influx import InfluxSink
 from trio_transcripts.testing.influxd import running_influxd
 
 

@@ -34,10 +34,11 @@ from wsproto.frame_protocol import FrameProtocol
 
 from trio_transcripts.backpressure import BackpressureQueue
 from trio_transcripts.coalesce import Coalescer
+from trio_transcripts.influx_settings import InfluxSettings
 from trio_transcripts.lineproto import encode_batch
 from trio_transcripts.model import Merge, Utterance
 from trio_transcripts.router import Enqueue, Router
-from trio_transcripts.sinks.influx import InfluxSettings, InfluxSink
+from trio_transcripts.sinks.influx import InfluxSink
 from trio_transcripts.testing.influxd import InfluxdUnavailable, running_influxd
 from trio_transcripts.testing.loadgen import render
 from trio_transcripts.testing.simulator import SimConfig

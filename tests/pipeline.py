@@ -14,9 +14,9 @@ import trio
 
 from trio_transcripts.assemble import assemble
 from trio_transcripts.config import Config
+from trio_transcripts.influx_settings import InfluxSettings
 from trio_transcripts.lineproto import NS_PER_MS
 from trio_transcripts.retry import Backoff
-from trio_transcripts.sinks.influx import InfluxSettings
 from trio_transcripts.spool import Spool, decode_records
 from trio_transcripts.testing.harness import run_until_accounted
 from trio_transcripts.testing.influxd import Influxd

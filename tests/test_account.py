@@ -28,7 +28,7 @@ from trio_transcripts.model import Fragment, Merge, Utterance
 from trio_transcripts.router import RouterCounts, SourceEvent
 from trio_transcripts.sinks import Rejected, WriteResult
 from trio_transcripts.sinks.deadletter import DeadLetters, read_dead_letters
-from trio_transcripts.sources import Emit, Gap, SourceHealth
+from trio_transcripts.sources import Emit, Gap
 from trio_transcripts.spool import Spool, SpoolingSink
 from trio_transcripts.worker import Worker
 
@@ -51,20 +51,6 @@ class ListSource:
     @property
     def gaps(self) -> list[Gap]:
         return []
-
-    def waiting_for(self) -> str | None:
-        return None
-
-    def health(self, now: float) -> SourceHealth:
-        return SourceHealth(sockets=1, live=1, topics=1)
-
-    def reconnects(self) -> dict[str, int]:
-        return {}
-
-    def add_conversation(self, conversation_id: str) -> None:
-        raise NotImplementedError
-
-    remove_conversation = add_conversation
 
     async def run(
         self, emit: Emit, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED

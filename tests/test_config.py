@@ -8,7 +8,7 @@ import pytest
 
 from trio_transcripts.config import load_config
 from trio_transcripts.errors import ConfigError
-from trio_transcripts.sinks.influx import Api
+from trio_transcripts.influx_settings import Api
 
 GENESYS = {
     "GENESYS_CLIENT_ID": "id-1",

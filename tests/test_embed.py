@@ -8,8 +8,8 @@ import trio
 
 from trio_transcripts.assemble import assemble
 from trio_transcripts.embed import ChannelSink, open_transcript_stream
+from trio_transcripts.influx_settings import InfluxSettings
 from trio_transcripts.model import Utterance
-from trio_transcripts.sinks.influx import InfluxSettings
 from trio_transcripts.spool import SpoolingSink
 from trio_transcripts.testing.influxd import free_port
 from trio_transcripts.testing.simulator import SimConfig, Simulator

@@ -14,13 +14,15 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from trio_transcripts.errors import ConfigError
+from trio_transcripts.influx_settings import InfluxSettings
 from trio_transcripts.lineproto import NS_PER_MS, normalise_tag, normalise_text, timestamp_ns
 from trio_transcripts.model import Utterance
 from trio_transcripts.retry import Backoff
 from trio_transcripts.sinks import FatalSinkError, WriteResult
 from trio_transcripts.sinks.deadletter import DeadLetters, read_dead_letters
 from trio_transcripts.sinks.file import FileSink
-from trio_transcripts.sinks.influx import ConfigError, InfluxSettings, InfluxSink
+from trio_transcripts.sinks.influx import InfluxSink
 from trio_transcripts.testing.influxd import Influxd
 
 from .conftest import start_influxd_or_skip
@@ -163,11 +165,8 @@ async def test_partial_write_keeps_the_good_and_dead_letters_the_rejected(
 ) -> None:
     async with v1_sink(influxd, database, tmp_path) as sink:
         # An earlier writer made `confidence` an integer field: our float conflicts with it.
-        await sink._client.post(
-            "/write",
-            params={"db": database},
-            content=b"transcriptions,conversationId=old confidence=1i 1773957872000000000\n",
-        )
+        other = b"transcriptions,conversationId=old confidence=1i 1773957872000000000\n"
+        assert influxd.write(database, other) == 204  # another writer's point
         batch = [
             utterance(0, confidence=None),
             utterance(1),
@@ -307,11 +306,8 @@ async def test_v2_422_partial_write(
     v2: InfluxFront, influxd: Influxd, database: str, tmp_path: Path
 ) -> None:
     async with v2_sink(v2, database, tmp_path) as sink:
-        await sink._client.post(
-            "/api/v2/write",
-            params={"org": "acme", "bucket": database},
-            content=b"transcriptions,conversationId=old fragments=1.5 1773957872000000000\n",
-        )
+        other = b"transcriptions,conversationId=old fragments=1.5 1773957872000000000\n"
+        assert influxd.write(database, other) == 204  # another writer's point
         # fragments is an int: all conflict
         result = await sink.write([utterance(i) for i in range(4)])
         assert rows(influxd, database)[0]["conversationId"] == "old"
@@ -414,11 +410,8 @@ async def test_v3_refused_points_are_isolated_by_splitting(
     v2: InfluxFront, influxd: Influxd, database: str
 ) -> None:
     async with v3_sink(v2, database) as sink:
-        await sink._client.post(
-            "/api/v3/write_lp",
-            params={"db": database},
-            content=b"transcriptions,conversationId=old fragments=1.5 1773957872000000000\n",
-        )
+        other = b"transcriptions,conversationId=old fragments=1.5 1773957872000000000\n"
+        assert influxd.write(database, other) == 204  # another writer's point
         batch = [utterance(0, fragments=2), utterance(1, fragments=3)]
         result = await sink.write(batch)
     assert result.acknowledged == 0 and len(result.rejected) == 2

@@ -10,10 +10,11 @@ import pytest
 import trio
 
 from trio_transcripts.cli import main
+from trio_transcripts.influx_settings import InfluxSettings
 from trio_transcripts.lineproto import normalise_text
 from trio_transcripts.model import Utterance
 from trio_transcripts.sinks.file import FileSink
-from trio_transcripts.sinks.influx import InfluxSettings, InfluxSink
+from trio_transcripts.sinks.influx import InfluxSink
 from trio_transcripts.testing.influxd import Influxd
 
 NOW_MS = int(time.time() * 1000)

@@ -14,9 +14,10 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
+from trio_transcripts.influx_settings import InfluxSettings
 from trio_transcripts.model import Utterance
 from trio_transcripts.sinks import WriteResult
-from trio_transcripts.sinks.influx import InfluxSettings, InfluxSink
+from trio_transcripts.sinks.influx import InfluxSink
 from trio_transcripts.spool import Spool, SpoolFull, SpoolingSink, decode_records, encode_record
 from trio_transcripts.testing.influxd import Influxd
 

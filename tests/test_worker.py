@@ -13,6 +13,7 @@ from trio_transcripts.config import WorkerSettings
 from trio_transcripts.model import Fragment, Utterance
 from trio_transcripts.sinks import WriteResult
 from trio_transcripts.sinks.deadletter import DeadLetters, read_dead_letters
+from trio_transcripts.sources import Emit
 from trio_transcripts.testing.harness import run_until_accounted
 from trio_transcripts.testing.influxd import Influxd
 from trio_transcripts.testing.simulator import FRAGMENT_PATH, Faults, SimConfig, Simulator
@@ -121,15 +122,27 @@ async def test_conversations_added_and_removed_at_run_time(
     assert {k[0] for k in finals_in(influxd, database)} == {first, *others}
 
 
-class ReaderSteps(trio.abc.Instrument):
-    """Counts the scheduler steps of the task that runs the source."""
+class TracedSource(ListSource):
+    """Notes the task the worker runs it in: the reader."""
 
-    def __init__(self) -> None:
+    task: trio.lowlevel.Task | None = None
+
+    async def run(
+        self, emit: Emit, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        self.task = trio.lowlevel.current_task()
+        await super().run(emit, task_status=task_status)
+
+
+class ReaderSteps(trio.abc.Instrument):
+    """Counts the scheduler steps of the task that runs the source, after its first."""
+
+    def __init__(self, source: TracedSource) -> None:
         self.steps = 0
-        self.reader: trio.lowlevel.Task | None = None
+        self.source = source
 
     def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        if task is self.reader:
+        if task is self.source.task:
             self.steps += 1
 
 
@@ -143,20 +156,18 @@ async def test_the_reader_visits_the_scheduler_once_a_frame_and_the_writer_keeps
         for i in range(300)
     ]
     store = CountingSink()
+    source = TracedSource(frames)
     worker = Worker(
-        source=ListSource(frames),
+        source=source,
         sink=store,
         dead_letters=DeadLetters(tmp_path / "dead.jsonl"),
         settings=WorkerSettings(batch_size=10, batch_wait_ms=0),
     )
-    steps = ReaderSteps()
+    steps = ReaderSteps(source)
     trio.lowlevel.add_instrument(steps)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(worker.run)
-            steps.reader = next(
-                t for t in _all_tasks(trio.lowlevel.current_root_task()) if "_run_source" in t.name
-            )
             while worker.account.persisted < 100:
                 await worker.wait_progress()
             worker.stop()
@@ -166,14 +177,6 @@ async def test_the_reader_visits_the_scheduler_once_a_frame_and_the_writer_keeps
     assert 300 <= steps.steps <= 303
     # The writer had turns while the reader read: many small batches, not one at the end.
     assert len(store.batches) >= 10
-
-
-def _all_tasks(task: trio.lowlevel.Task) -> list[trio.lowlevel.Task]:
-    found = [task]
-    for nursery in task.child_nurseries:
-        for child in nursery.child_tasks:
-            found.extend(_all_tasks(child))
-    return found
 
 
 class CountingSink:

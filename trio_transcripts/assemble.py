@@ -15,19 +15,20 @@ import logging
 import trio
 
 from .auth import Credentials, TokenManager
-from .backfill import Backfiller, BackfillSettings, StoredLookup
+from .backfill import RETRY_CAP_S, Backfiller, BackfillSettings, StoredLookup
 from .completeness import Completeness
 from .config import Config
 from .errors import SourceError
 from .gapfill import StoredUtterance
 from .gaprecords import BackfillQueue
+from .influx_settings import Api
 from .journal import Journal
 from .postcall import PostCallClient
 from .retry import Backoff
 from .sinks import Sink
 from .sinks.deadletter import DeadLetters
 from .sinks.file import FileSink
-from .sinks.influx import Api, InfluxSink
+from .sinks.influx import InfluxSink
 from .sources import Source
 from .sources.fragment_stream import FragmentStreamSettings, FragmentStreamSource
 from .sources.notifications import NotificationsSettings, NotificationsSource
@@ -148,7 +149,7 @@ def assemble(
             source,
             settings=BackfillSettings(
                 give_up_s=config.backfill_give_up_s,
-                retry=Backoff(base_s=config.backfill_retry_s, cap_s=1_800.0),
+                retry=Backoff(base_s=config.backfill_retry_s, cap_s=RETRY_CAP_S),
                 check_s=min(5.0, config.backfill_retry_s),
                 decorated_text=config.text == "decorated",
                 queues=source.settings.queue_ids,

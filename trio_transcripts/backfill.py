@@ -26,9 +26,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import msgspec
 import trio
@@ -47,6 +46,7 @@ from .retry import Backoff, next_delay
 from .shard import Shard
 from .sinks import WriteResult
 from .sinks.deadletter import DeadLetters, backfill_line
+from .sources import Calls
 from .wire.analytics import CallRecord
 from .wire.instants import iso_of
 from .wire.transcript import PostCallTranscript, parse_transcript
@@ -61,26 +61,19 @@ TRANSCRIPT_PERMISSIONS = (
 (help.mypurecloud.com, "Work with a voice transcript", prerequisites)."""
 
 
-class Calls(Protocol):
-    """What the source follows, and how to follow more (the Notifications source)."""
-
-    def conversations(self) -> Collection[str]: ...
-
-    def add_conversation(self, conversation_id: str) -> None: ...
-
-    def remove_conversation(self, conversation_id: str) -> None: ...
-
-
 StoredLookup = Callable[[str], Awaitable[list[StoredUtterance]]]
 """What the store holds of one conversation (``stored.py``, in a thread)."""
 WriteBatch = Callable[[Sequence[Utterance]], Awaitable[WriteResult]]
 """The worker's sink, serialised with its writer and accounted as backfill."""
 
 
+RETRY_CAP_S = 1_800.0  # a transcript not there yet is asked for at least every 30 minutes
+
+
 @dataclass(frozen=True)
 class BackfillSettings:
-    give_up_s: float = 86_400.0
-    retry: Backoff = Backoff(base_s=30.0, cap_s=1_800.0)
+    give_up_s: float = Config.backfill_give_up_s
+    retry: Backoff = Backoff(base_s=Config.backfill_retry_s, cap_s=RETRY_CAP_S)
     check_s: float = 5.0  # how often due jobs are looked for (a new gap wakes it at once)
     url_attempts: int = 3  # fresh URLs asked for when the ones in hand expired
     decorated_text: bool = False  # a phrase's decoratedText where given (``--text``)

@@ -15,7 +15,6 @@ import argparse
 import logging
 import sys
 import time
-from pathlib import Path
 
 import trio
 
@@ -25,6 +24,7 @@ from .backfill import BackfillCounts, Failed, InProgress, fetch_transcripts, fil
 from .config import Config, load_config
 from .errors import ConfigError, FatalError
 from .postcall import NotYet, PostCallClient, Refused
+from .settings import given
 from .show import DURATION, UNIT_S, add_store_arguments
 from .sinks import Sink
 from .sinks.deadletter import DeadLetters
@@ -42,11 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--since", metavar="T", help="window start: ISO-8601, epoch ms, or an age such as 2h"
     )
     parser.add_argument("--until", metavar="T", help="window end (default: now)")
-    parser.add_argument("--dead-letter", type=Path, default=Path("deadletter.jsonl"))
-    parser.add_argument(
-        "--text", choices=["raw", "decorated"], default="raw", help="as run's --text"
-    )
-    add_store_arguments(parser)
+    add_store_arguments(parser, "backfill")
 
 
 def instant_ms(text: str, now_ms: int) -> int:
@@ -61,13 +57,8 @@ def instant_ms(text: str, now_ms: int) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    tuning = {
-        "output_path": args.output,
-        "dead_letter_path": args.dead_letter,
-        "text": args.text,
-    }
     config = load_config(
-        env_file=args.env_file, config_file=args.config, tuning=tuning, source_required=False
+        given(args), env_file=args.env_file, config_file=args.config, source_required=False
     )
     if not args.conversation_ids and args.queue is None:
         raise ConfigError(["backfill needs CONVERSATION_IDs, or --queue ID --since T"])

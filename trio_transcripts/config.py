@@ -15,6 +15,7 @@ secrets are never echoed.
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import os
 import socket
@@ -22,13 +23,17 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from . import regions
+from . import regions, settings
+from .coalesce import DEFAULT_IDLE_TIMEOUT_MS
 from .errors import ConfigError
+from .influx_settings import InfluxSettings
 from .lineproto import Schema
+from .liveness import KEEPALIVE_MS, MARGIN_MS
 from .redaction import redact_url
+from .settings import KNOWN, SECRET_FILES, SETTINGS
 from .shard import Shard, budget_problem, parse_shard
-from .sinks.influx import InfluxSettings
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,7 @@ class WorkerSettings:
     low_water: float = 0.30
     batch_size: int = 5_000
     batch_wait_ms: int = 100
-    idle_timeout_ms: int = 60_000
+    idle_timeout_ms: int = DEFAULT_IDLE_TIMEOUT_MS
     shutdown_timeout_s: float = 30.0
     status_interval_s: float = 10.0
     ready_sink_s: float = 60.0  # ready while the sink acknowledged a write or a ping within
@@ -72,9 +77,9 @@ class Config(WorkerSettings):
     state_dir: Path | None = None  # gap records and the journal; None: next to the spool
     backfill_give_up_s: float = 86_400.0
     backfill_retry_s: float = 30.0  # the first wait for a transcript not there yet, doubling
-    keepalive_s: float = 300.0  # the platform's per-session keepalive (liveness.py)
+    keepalive_s: float = KEEPALIVE_MS / 1000  # the platform's per-session keepalive
     text: str = "raw"  # "decorated": the platform's decoratedTranscript where it gives one
-    silence_margin_s: float = 60.0  # silent this much past it: the session ended unseen
+    silence_margin_s: float = MARGIN_MS / 1000  # silent this much past it: the session ended
     # How far before the last time alive (or before a first start) the catch-up of a
     # followed queue looks (absence.py): a call that began up to an hour before and was on
     # the queue afterwards is found. An hour holds all but the rarest contact-centre call;
@@ -90,36 +95,13 @@ class Config(WorkerSettings):
         return (self.spool_dir.parent if self.spool_dir is not None else Path(".")) / "state"
 
 
-SETTINGS = (
-    "GENESYS_CLIENT_ID",
-    "GENESYS_CLIENT_SECRET",
-    "GENESYS_REGION",
-    "CONVERSATION_ID",
-    "GENESYS_QUEUE_ID",
-    "GENESYS_LOGIN_URL",
-    "GENESYS_API_URL",
-    "GENESYS_STREAM_URL",
-    "INFLUX_URL",
-    "INFLUX_DATABASE",
-    "INFLUX_USERNAME",
-    "INFLUX_PASSWORD",
-    "INFLUX_ORG",
-    "INFLUX_BUCKET",
-    "INFLUX_TOKEN",
-    "INFLUX_API",
-    "METRICS_ADDRESS",
-    "SHARD",
-)
-"""Every setting, by its environment variable name; a config file uses them in lower case."""
+DEFAULTS = settings.field_defaults(Config)
+"""Each field's default, by name: the one source of each setting's default."""
 
-SECRET_FILES = {
-    "GENESYS_CLIENT_SECRET_FILE": "GENESYS_CLIENT_SECRET",
-    "INFLUX_TOKEN_FILE": "INFLUX_TOKEN",
-    "INFLUX_PASSWORD_FILE": "INFLUX_PASSWORD",
-}
-"""``X_FILE`` names a file holding the secret ``X`` (the container-secrets convention)."""
 
-KNOWN = (*SETTINGS, *SECRET_FILES)
+def add_flags(parser: argparse.ArgumentParser, command: str) -> None:
+    """``command``'s flags, from ``settings.py``'s table."""
+    settings.add_flags(parser, command, DEFAULTS)
 
 
 def read_config_file(path: Path) -> tuple[dict[str, str], list[str]]:
@@ -179,21 +161,31 @@ def _split(value: str | None) -> tuple[str, ...]:
 
 
 def load_config(
-    overrides: Mapping[str, str | None] | None = None,
+    flags: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     env_file: Path | None = Path(".env"),
-    tuning: Mapping[str, object] | None = None,
     config_file: Path | None = None,
     source_required: bool = True,
 ) -> Config:
-    """Merge flags (``overrides``, by variable name), the environment, ``.env`` and a config
-    file, in that order of precedence; read ``*_FILE`` secrets; validate everything at once.
+    """Merge flags (``flags``, by setting name: ``settings.given``), the environment,
+    ``.env`` and a config file, in that order of precedence; read ``*_FILE`` secrets;
+    validate everything at once.
 
-    ``tuning`` holds :class:`Config` fields that are not settings of the environment
-    (paths, buffer and batch sizes, timeouts, the schema), as the command line gives them.
+    A variable (``GENESYS_REGION``, ...) is looked for in each layer; a tuning
+    (``buffer_capacity``, ``influx.no_sync``, ...) is its flag, else its field's default.
     ``source_required=False`` is for commands that only read what was stored (``show``).
     """
-    tuning = dict(tuning or {})
+    flags = dict(flags or {})
+    tuning: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if not setting.env and setting.name in flags:
+            value = flags[setting.name]
+            tuning[setting.name] = setting.to_field(value) if setting.to_field else value
+    influx_tuning = {
+        name.removeprefix("influx."): tuning.pop(name)
+        for name in list(tuning)
+        if name.startswith("influx.")
+    }
     problems: list[str] = []
     merged: dict[str, str] = {}
     if config_file is not None:
@@ -203,7 +195,7 @@ def load_config(
     if env_file:
         merged.update(read_env_file(env_file))
     merged.update(os.environ if environ is None else environ)
-    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    merged.update({k: v for k, v in flags.items() if k in settings.VARIABLES and v is not None})
     problems.extend(_read_secret_files(merged))
 
     def get(name: str) -> str | None:
@@ -269,7 +261,8 @@ def load_config(
             org=get("INFLUX_ORG"),
             bucket=get("INFLUX_BUCKET"),
             api_version=get("INFLUX_API"),
-            schema=tuning.get("schema", Schema()),  # type: ignore[arg-type]
+            schema=tuning.get("schema", Schema()),
+            **influx_tuning,
         )
         try:
             influx.api()
@@ -312,7 +305,7 @@ def load_config(
         influx=influx,
         metrics_address=metrics_address,
         shard=shard,
-        **tuning,  # type: ignore[arg-type]
+        **tuning,
     )
 
 

@@ -16,9 +16,10 @@ from collections.abc import Sequence
 import trio
 
 from .assemble import assemble, configured_sink
-from .config import Config, load_config
+from .config import Config, add_flags, load_config
 from .model import Utterance
-from .service import add_worker_flags, tuning, watch_signals
+from .service import watch_signals
+from .settings import given
 from .show import print_transcript
 from .sinks import Sink, WriteResult
 from .snapshot import status_line
@@ -32,7 +33,7 @@ from .worker import Worker
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    add_worker_flags(parser)
+    add_flags(parser, "demo")
     parser.add_argument("--calls", type=int, default=5)
     parser.add_argument("--utterances", type=int, default=8)
     parser.add_argument("--rate", type=float, default=40.0, help="frames per second")
@@ -88,7 +89,7 @@ async def _demo(args: argparse.Namespace) -> tuple[Worker, Simulator, _Tap, Conf
     )
     async with trio.open_nursery() as nursery:
         info = await nursery.start(sim.run)
-        config = load_config(environ=_environment(info, sim), env_file=None, tuning=tuning(args))
+        config = load_config(given(args), environ=_environment(info, sim), env_file=None)
         tap = _Tap(configured_sink(config))
         worker = assemble(config, store=tap)
         print(

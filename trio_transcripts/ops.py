@@ -212,7 +212,7 @@ def app(
 class Ops:
     """The metrics and health endpoints of one worker, on ``address`` (``HOST:PORT``)."""
 
-    def __init__(self, address: str, ready_sink_s: float = 60.0) -> None:
+    def __init__(self, address: str, ready_sink_s: float) -> None:
         self.address = address
         self.ready_sink_s = ready_sink_s
         self.metrics = Metrics()

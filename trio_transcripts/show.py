@@ -22,10 +22,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
-from .config import load_config
+from .config import add_flags, load_config
 from .errors import ConfigError
 from .lineproto import NS_PER_MS
 from .model import BACKFILL
+from .settings import given
 from .stored import Row, read_file, read_influx
 from .wire.instants import iso_of
 
@@ -39,17 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("conversation_id", nargs="?", metavar="CONVERSATION_ID")
     parser.add_argument("--since", metavar="DURATION", help="e.g. 30m, 1h, 7d")
     parser.add_argument("--format", choices=["text", "jsonl"], default="text")
-    add_store_arguments(parser)
+    add_store_arguments(parser, "show")
 
 
-def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+def add_store_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     """Where ``run`` stored, as ``run`` is told (``show`` and ``backfill`` read it back)."""
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=Path("transcripts.lp"),
-        help="the file sink's file, when INFLUX_URL is not set (default: %(default)s)",
-    )
+    add_flags(parser, command)
     parser.add_argument("--env-file", type=Path, default=Path(".env"))
     parser.add_argument("--config", type=Path, metavar="FILE")
 
@@ -64,14 +60,16 @@ def since_ns(text: str | None, now_ns: int) -> int | None:
 
 
 def main(args: argparse.Namespace) -> int:
-    config = load_config(env_file=args.env_file, config_file=args.config, source_required=False)
+    config = load_config(
+        given(args), env_file=args.env_file, config_file=args.config, source_required=False
+    )
     if args.conversation_id is None and args.since is None:
         raise ConfigError(["show needs a CONVERSATION_ID, or --since to list conversations"])
     start = since_ns(args.since, time.time_ns())
     if config.influx is not None:
         rows = read_influx(config.influx, args.conversation_id, start)
     else:
-        rows = read_file(args.output, args.conversation_id, start)
+        rows = read_file(config.output_path, args.conversation_id, start)
     if args.conversation_id is not None:
         print_transcript(rows, args.format)
     else:

@@ -34,6 +34,7 @@ from pathlib import Path
 import msgspec
 import trio
 
+from .config import Config
 from .model import Utterance
 from .sinks import Pingable, Sink, WriteResult
 
@@ -41,7 +42,6 @@ log = logging.getLogger("trio_transcripts.spool")
 
 MAGIC = b"TTSP"
 HEADER = struct.Struct("<4sII")
-DEFAULT_MAX_BYTES = 1 << 30
 DEFAULT_FILE_BYTES = 8 << 20
 
 
@@ -107,7 +107,7 @@ class Spool:
         self,
         directory: str | os.PathLike[str],
         *,
-        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_bytes: int = Config.spool_max_bytes,
         file_bytes: int = DEFAULT_FILE_BYTES,
     ) -> None:
         self.directory = Path(directory)
@@ -215,7 +215,9 @@ class SpoolingSink:
     utterance is reported once: by ``write``, or spooled and then by the replay.
     """
 
-    def __init__(self, inner: Sink, spool: Spool, *, spool_after_s: float = 5.0) -> None:
+    def __init__(
+        self, inner: Sink, spool: Spool, *, spool_after_s: float = Config.spool_after_s
+    ) -> None:
         self.inner = inner
         self.spool = spool
         self.spool_after_s = spool_after_s

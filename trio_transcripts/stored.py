@@ -15,9 +15,9 @@ import httpx
 
 from .errors import ConfigError, FatalError
 from .gapfill import StoredUtterance
+from .influx_settings import Api, InfluxSettings
 from .lineproto import NS_PER_MS, LineError, decode
 from .model import LIVE
-from .sinks.influx import Api, InfluxSettings
 from .wire.instants import iso_of
 
 

@@ -89,9 +89,9 @@ class Supervisor:
         self,
         configs: Sequence[Config],
         *,
-        log_format: str = "text",
-        debug: bool = False,
-        status_interval_s: float = 10.0,
+        log_format: str,
+        debug: bool,
+        status_interval_s: float,
     ) -> None:
         self.children = [
             Child(i, len(configs), Orders(c, log_format, debug)) for i, c in enumerate(configs)

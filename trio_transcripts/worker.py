@@ -50,7 +50,7 @@ from .backfill import Backfiller
 from .backpressure import BackpressureQueue
 from .coalesce import Coalescer
 from .config import WorkerSettings
-from .errors import FatalError, FatalSinkError, first_fatal
+from .errors import FatalError, FatalSinkError, SourceError, first_fatal
 from .lifecycle import Do, Event, Lifecycle
 from .model import SessionLost, Utterance
 from .pulse import Pulse
@@ -60,7 +60,7 @@ from .router import Action, Enqueue, Router, SetAsideFragment, SetAsideFrame, So
 from .sinks import Pingable, Sink, WriteResult
 from .sinks.deadletter import DeadLetters, fragment_line, frame_line
 from .snapshot import Snapshot, status_line
-from .sources import Source
+from .sources import Calls, Source, SourceHealth, Watched
 from .spool import SpoolingSink
 
 log = logging.getLogger("trio_transcripts.worker")
@@ -146,7 +146,10 @@ class Worker:
 
     def waiting_for(self) -> str | None:
         """What the worker waits for before it can read: a startup stage, or the source's."""
-        return self.lifecycle.waiting or self.source.waiting_for()
+        source = self.source
+        return self.lifecycle.waiting or (
+            source.waiting_for() if isinstance(source, Watched) else None
+        )
 
     def _handle(self, event: Event, error: FatalError | None = None) -> None:
         """Tell the lifecycle what happened, and carry out its answer."""
@@ -171,11 +174,19 @@ class Worker:
 
     def add_conversation(self, conversation_id: str) -> None:
         """Follow one more conversation, at run time (the Notifications source)."""
-        self.source.add_conversation(conversation_id)
+        self._calls().add_conversation(conversation_id)
 
     def remove_conversation(self, conversation_id: str) -> None:
         """Stop following a conversation, at run time (the Notifications source)."""
-        self.source.remove_conversation(conversation_id)
+        self._calls().remove_conversation(conversation_id)
+
+    def _calls(self) -> Calls:
+        if not isinstance(self.source, Calls):
+            raise SourceError(
+                f"conversations are added and removed on the Notifications source; the "
+                f"{self.source.kind} source follows what it is given"
+            )
+        return self.source
 
     async def wait_progress(self) -> None:
         """Wait until the writer finishes its next batch (or the spool replays a record)."""
@@ -426,14 +437,17 @@ class Worker:
         """Where the worker is, in one frozen value (``snapshot.py``); cheap: no I/O."""
         now = trio.current_time()
         stats = self.queue.statistics()
-        health = self.source.health(now)
+        source = self.source
+        health, reconnects = SourceHealth(0, 0, 0), {}
+        if isinstance(source, Watched):
+            health, reconnects = source.health(now), dict(source.reconnects())
         tokens = self.tokens
         return Snapshot(
             at=now,
             account=self.account,
             source=self.source.kind,
             set_aside_by={why.value: n for why, n in self.ledger.set_aside_by.items()},
-            reconnects=dict(self.source.reconnects()),
+            reconnects=reconnects,
             token_needed=tokens is not None,
             token_valid=tokens is not None and tokens.valid(),
             token_renewals=tokens.renewals if tokens is not None else 0,

@@ -22,12 +22,12 @@ import pytest
 import trio
 
 from trio_transcripts.assemble import assemble, configured_sink
+from trio_transcripts.influx_settings import InfluxSettings
 from trio_transcripts.lineproto import NS_PER_MS
 from trio_transcripts.model import Utterance
 from trio_transcripts.retry import Backoff
 from trio_transcripts.sinks import Sink, WriteResult
 from trio_transcripts.sinks.deadletter import read_dead_letters
-from trio_transcripts.sinks.influx import InfluxSettings
 from trio_transcripts.spool import Spool
 from trio_transcripts.testing.harness import run_until_accounted
 from trio_transcripts.testing.influxd import Influxd, free_port, start_influxd

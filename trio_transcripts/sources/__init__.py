@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import trio
 
@@ -69,8 +69,8 @@ class Source(Protocol):
     combine into utterances. ``run`` reads until cancelled, awaiting ``emit`` for each frame,
     and calls ``task_status.started()`` once it is reading or retrying on its own; it raises
     :class:`SourceError` when retrying cannot help. ``gaps`` lists the times it had no live
-    socket. ``waiting_for`` says what it still waits for before it can read (``None`` once
-    it reads), for the log line of a shutdown during startup.
+    socket. That is all a worker needs; a source that holds sockets says more about them
+    (:class:`Watched`), and one that follows conversations by id takes more (:class:`Calls`).
     """
 
     @property
@@ -82,7 +82,18 @@ class Source(Protocol):
     @property
     def gaps(self) -> Sequence[Gap]: ...
 
-    def waiting_for(self) -> str | None: ...
+    async def run(
+        self, emit: Emit, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None: ...
+
+
+@runtime_checkable
+class Watched(Protocol):
+    """A source's sockets, for readiness, metrics and the log line of a shutdown during
+    startup (both sources; a test's or the bench's own need not be)."""
+
+    def waiting_for(self) -> str | None:
+        """What it still waits for before it can read (``None`` once it reads)."""
 
     def health(self, now: float) -> SourceHealth:
         """The sockets' state at ``now`` (the Trio clock)."""
@@ -90,15 +101,17 @@ class Source(Protocol):
     def reconnects(self) -> Mapping[str, int]:
         """Sockets replaced so far, by why (a metric label: a few fixed reasons)."""
 
-    async def run(
-        self, emit: Emit, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> None: ...
 
-    def add_conversation(self, conversation_id: str) -> None:
-        """Follow one more conversation; :class:`SourceError` where the source cannot."""
+@runtime_checkable
+class Calls(Protocol):
+    """What the source follows, and how to follow more (the Notifications source): the
+    backfill's and the embed API's ``add_conversation``."""
 
-    def remove_conversation(self, conversation_id: str) -> None:
-        """Stop following a conversation; :class:`SourceError` where the source cannot."""
+    def conversations(self) -> Collection[str]: ...
+
+    def add_conversation(self, conversation_id: str) -> None: ...
+
+    def remove_conversation(self, conversation_id: str) -> None: ...
 
 
 @dataclass

@@ -24,7 +24,7 @@ from ..redaction import redact_url
 from ..retry import Action, Backoff, Decision
 from ..retrying import Tries, retrying
 from ..wire.fragments import parse_fragment
-from . import Emit, Gap, GapLog, SourceError, SourceHealth
+from . import Emit, Gap, GapLog, SourceHealth
 from ._socket import SocketOptions, queued_message, read_socket
 
 log = logging.getLogger("trio_transcripts.source.fragments")
@@ -79,14 +79,6 @@ class FragmentStreamSource:
 
     def reconnects(self) -> dict[str, int]:
         return {"reconnect": self._replaced}
-
-    def add_conversation(self, conversation_id: str) -> None:
-        raise SourceError(
-            "conversations are added and removed on the Notifications source; the fragment "
-            "stream has a fixed URL"
-        )
-
-    remove_conversation = add_conversation
 
     async def run(
         self, emit: Emit, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED

@@ -63,6 +63,7 @@ from ..channels import (
     rotate_at,
     subscription_change,
 )
+from ..config import Config
 from ..coverage import Ended, Followed, Heard, Listening, Seen, SocketGap, Unfollowed
 from ..liveness import KEEPALIVE_MS, MARGIN_MS, Liveness
 from ..model import Ignored, Malformed, Merge, SessionLost
@@ -99,7 +100,7 @@ class NotificationsSettings:
     api_url: str
     conversation_ids: tuple[str, ...] = ()
     queue_ids: tuple[str, ...] = ()
-    heartbeat_timeout_s: float = 35.0
+    heartbeat_timeout_s: float = Config.heartbeat_timeout_s
     pong_timeout_s: float = 10.0
     rotate_before_s: float = 600.0
     old_socket_grace_s: float = 65.0
