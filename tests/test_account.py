@@ -29,7 +29,7 @@ from trio_transcripts.router import RouterCounts, SourceEvent
 from trio_transcripts.sinks import Rejected, WriteResult
 from trio_transcripts.sinks.deadletter import DeadLetters, read_dead_letters
 from trio_transcripts.sources import Emit, Gap
-from trio_transcripts.spool import Spool, SpoolingSink
+from trio_transcripts.spool import Spool
 from trio_transcripts.worker import Worker
 
 from .pipeline import spool_pending
@@ -126,12 +126,13 @@ def run_worker(
         worker = Worker(
             source=ListSource(fragments(count)),
             sink=store,
-            spool=SpoolingSink(store, Spool(tmp / "spool"), spool_after_s=SPOOL_AFTER_S)
-            if spool
-            else None,
+            spool=Spool(tmp / "spool") if spool else None,
             dead_letters=DeadLetters(tmp / "dead.jsonl"),
             settings=WorkerSettings(
-                buffer_capacity=8, batch_size=batch_size, shutdown_timeout_s=10.0
+                buffer_capacity=8,
+                batch_size=batch_size,
+                shutdown_timeout_s=10.0,
+                spool_after_s=SPOOL_AFTER_S,
             ),
         )
         fatal = False
@@ -144,7 +145,7 @@ def run_worker(
                     if stop_after_s is not None:
                         await trio.sleep(stop_after_s)
                     else:
-                        while not (worker.idle() and worker.router.counts.finals == count):
+                        while not (worker.idle() and worker.account.finals == count):
                             await worker.wait_progress()
                     worker.stop()
             except* FatalSinkError:

@@ -9,6 +9,7 @@ import trio
 
 from trio_transcripts.auth import Credentials, TokenManager
 from trio_transcripts.model import Fragment
+from trio_transcripts.pulse import Pulse
 from trio_transcripts.retry import Backoff
 from trio_transcripts.sources import GapLog, SourceEvent
 from trio_transcripts.sources.fragment_stream import FragmentStreamSettings, FragmentStreamSource
@@ -26,13 +27,12 @@ async def test_401_renews_the_token_and_drops_reconnect() -> None:
         )
     )
     fragments: list[Fragment] = []
-    changed = [trio.Event()]
+    changed = Pulse()
 
     async def emit(event: SourceEvent, frame: str | bytes) -> None:
         assert isinstance(event, Fragment)
         fragments.append(event)
-        changed[0].set()
-        changed[0] = trio.Event()
+        changed.fire()
 
     def all_finals() -> bool:
         finals = {(f.conversation_id, f.utterance_id) for f in fragments if f.is_final}
@@ -52,7 +52,7 @@ async def test_401_renews_the_token_and_drops_reconnect() -> None:
         with trio.fail_after(30):
             await sim.done.wait()
             while not all_finals():
-                await changed[0].wait()
+                await changed.wait()
         nursery.cancel_scope.cancel()
     await tokens.aclose()
     gc.collect()  # the rejected handshake's socket, while this test's filter still applies

@@ -38,6 +38,9 @@ RULES = [
     (Stage.HURRIED, Event.HURRY, Stage.HURRIED, ()),
     (Stage.CLOSING, Event.FATAL, Stage.CLOSING, ()),
     (Stage.CLOSING, Event.CLOSED, Stage.CLOSED, ()),
+    # A stop in the sink's last turn: started all the same, nothing read.
+    (Stage.DRAINING, Event.STARTED, Stage.DRAINING, (Do.SHIELD_SERVICES,)),
+    (Stage.HURRIED, Event.STARTED, Stage.HURRIED, (Do.SHIELD_SERVICES,)),
 ]
 
 
@@ -69,6 +72,14 @@ def test_startup_says_what_it_waits_for_until_it_is_over() -> None:
     assert lifecycle.waiting is None
 
 
+def test_stopped_during_startup_the_services_are_never_shielded() -> None:
+    lifecycle = Lifecycle()
+    lifecycle.handle(Event.STOP)
+    assert lifecycle.stopping and not lifecycle.services_shielded
+    lifecycle.handle(Event.STARTED)  # the sink's wait ended in the same turn
+    assert lifecycle.services_shielded and lifecycle.stage is Stage.DRAINING
+
+
 def test_the_first_fatal_error_is_the_runs() -> None:
     lifecycle = Lifecycle(stage=Stage.RUNNING)
     first, second = FatalError("first"), FatalError("second")
@@ -86,6 +97,8 @@ EVENTS = st.lists(st.sampled_from(list(Event)), max_size=30)
 def test_a_run_only_moves_forward_and_does_each_thing_once(events: list[Event]) -> None:
     lifecycle = Lifecycle()
     done: list[Do] = []
+    started = events.index(Event.STARTED) if Event.STARTED in events else len(events)
+    events = [e for i, e in enumerate(events) if e is not Event.STARTED or i == started]
     for event in events:
         before = lifecycle.stage
         if (before, event) not in AFTER:

@@ -77,6 +77,8 @@ async def test_metrics_equal_the_database_and_readiness_follows_the_parts(
                 assert metric(text, "trio_transcripts_utterances_persisted_total") == row["count"]
                 assert row["count"] == len(sim.truth) > 0
                 assert metric(text, "trio_transcripts_ring_capacity") == config.buffer_capacity
+                pauses = worker.snapshot().ring_pauses
+                assert metric(text, "trio_transcripts_ring_pauses_total") == pauses
                 assert 'trio_transcripts_frames_total{source="notifications"}' in text
                 assert "trio_transcripts_persist_lag_seconds_count" in text
                 assert (await client.get("/healthz")).status_code == 200

@@ -44,6 +44,8 @@ def test_each_tuning_has_a_field_and_takes_its_default_from_it() -> None:
     for setting in SETTINGS:
         if not setting.env:
             assert setting.name in DEFAULTS, setting.name
+        elif setting.field is not None:
+            assert setting.field in DEFAULTS and setting.default is None, setting.name
     assert DEFAULTS["backfill_give_up_s"] == Config.backfill_give_up_s == 86_400.0
     assert DEFAULTS["influx.create_database"] is True
 

@@ -4,6 +4,7 @@ SIGTERM passed on, a configuration over the channel budget refused."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import signal
@@ -13,9 +14,12 @@ from pathlib import Path
 import pytest
 import trio
 
+from trio_transcripts.account import Account
 from trio_transcripts.config import Config
 from trio_transcripts.shard import Shard
-from trio_transcripts.supervisor import COMMAND, child_configs
+from trio_transcripts.shard_process import ACCOUNT, SNAPSHOT, Orders
+from trio_transcripts.snapshot import Snapshot
+from trio_transcripts.supervisor import COMMAND, Child, Supervisor, child_configs
 from trio_transcripts.testing.influxd import Influxd
 from trio_transcripts.testing.simulator import SimConfig, Simulator
 
@@ -123,3 +127,20 @@ async def test_abbreviated_flags_are_a_usage_error(
     )
     assert result.returncode == 2, result.stderr
     assert f"unrecognized arguments: {' '.join(abbreviated)}".encode() in result.stderr
+
+
+def test_a_childs_reports_are_read_and_a_line_it_cannot_read_ends_nothing(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    child = Child(0, 2, Orders(Config()))
+    first = Snapshot(at=10.0, account=Account(frames=100), source="notifications")
+    Supervisor._report(child, SNAPSHOT + first.to_json())
+    later = Snapshot(at=12.0, account=Account(frames=300, persisted=7), source="notifications")
+    Supervisor._report(child, SNAPSHOT + later.to_json())
+    assert child.snapshot == later and child.frames_per_s == 100.0
+    Supervisor._report(child, SNAPSHOT + "{not json")
+    assert "unreadable report" in caplog.text and child.snapshot == later
+    Supervisor._report(child, "a library's own print")
+    assert "[0/2] a library's own print" in capsys.readouterr().err
+    Supervisor._report(child, ACCOUNT + json.dumps(dataclasses.asdict(Account(persisted=7))))
+    assert child.account == Account(persisted=7)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import httpx
 import trio
 import trio.testing
 
 from trio_transcripts.assemble import assemble
+from trio_transcripts.auth import Credentials, TokenManager
 from trio_transcripts.config import WorkerSettings
 from trio_transcripts.model import Fragment, Utterance
 from trio_transcripts.sinks import WriteResult
@@ -82,7 +84,7 @@ async def test_cancellation_by_the_host_still_drains(
             await host.start(worker.run)
             # Mid-stream, at a moment some utterance is in progress (which one depends on
             # how many frames came before the write that woke us).
-            while worker.account.persisted < 5 or not worker.router.coalescer.pending:
+            while worker.account.persisted < 5 or not worker.snapshot().pending:
                 await worker.wait_progress()
             host.cancel_scope.cancel()  # the host application goes away mid-stream
         nursery.cancel_scope.cancel()
@@ -196,3 +198,47 @@ class CountingSink:
 
     def describe(self) -> str:
         return "a counting sink"
+
+
+class GatedSink(CountingSink):
+    """Ready when the test says: its ``open`` returns with no checkpoint after the wait."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ready = trio.Event()
+
+    async def open(self) -> None:
+        await self.ready.wait()
+
+
+async def test_a_stop_in_the_sinks_last_turn_of_startup_ends_the_run_cleanly(
+    tmp_path: Path,
+) -> None:
+    sink = GatedSink()
+    worker = Worker(
+        source=ListSource([]), sink=sink, dead_letters=DeadLetters(tmp_path / "dead.jsonl")
+    )
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(worker.run)
+        await trio.testing.wait_all_tasks_blocked()
+        sink.ready.set()  # open() is given its answer...
+        worker.stop()  # ...and a signal's stop() lands in the same scheduler turn
+    assert worker.lifecycle.stage.value == "closed" and worker.fatal is None
+    assert worker.account.frames == 0, "stopped before reading"
+
+
+async def test_stopped_before_it_starts_a_worker_waiting_for_a_token_returns_at_once(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    refused = httpx.MockTransport(lambda request: httpx.Response(503))
+    tokens = TokenManager(Credentials("id", "secret", "http://login"), transport=refused)
+    worker = Worker(
+        source=ListSource([]),
+        sink=CountingSink(),
+        dead_letters=DeadLetters(tmp_path / "dead.jsonl"),
+        tokens=tokens,
+    )
+    worker.stop()
+    with trio.fail_after(1):  # mock time: the refresher's backoff would pass it
+        await worker.run()
+    assert worker.lifecycle.stage.value == "closed"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from .router import RouterCounts
 from .sinks import WriteResult
@@ -41,6 +42,12 @@ class Account:
     # Gaps queued for backfill, by why (``coverage.py``'s ``Why``: one per conversation).
     gaps_by_reason: dict[str, int] = field(default_factory=dict)
     absences_uncovered: tuple[str, ...] = ()  # a queue's absence no catch-up could look at
+
+    @classmethod
+    def from_dict(cls, fields: dict[str, Any]) -> Account:
+        """From ``dataclasses.asdict`` gone through JSON (a list back to a tuple)."""
+        fields = {**fields, "absences_uncovered": tuple(fields.get("absences_uncovered", ()))}
+        return cls(**fields)
 
     def summary(self) -> str:
         return (

@@ -32,7 +32,7 @@ from .sinks.influx import InfluxSink
 from .sources import Source
 from .sources.fragment_stream import FragmentStreamSettings, FragmentStreamSource
 from .sources.notifications import NotificationsSettings, NotificationsSource
-from .spool import Spool, SpoolingSink
+from .spool import Spool
 from .stored import read_file, read_influx
 from .worker import Worker, WriteObserver
 
@@ -68,7 +68,7 @@ def configured_source(
         shard=config.shard,
         keepalive_s=config.keepalive_s,
         silence_margin_s=config.silence_margin_s,
-        liveness_check_s=min(30.0, config.keepalive_s / 10),
+        liveness_check_s=min(NotificationsSettings.liveness_check_s, config.keepalive_s / 10),
         decorated_text=config.text == "decorated",
     )
     report = completeness.report if completeness is not None else None
@@ -82,12 +82,11 @@ def configured_sink(config: Config) -> Sink:
     return FileSink(config.output_path, config.schema)
 
 
-def spooled(config: Config, store: Sink) -> SpoolingSink | None:
-    """The durable spool around ``store`` when ``--spool`` is set."""
+def spool(config: Config) -> Spool | None:
+    """The durable spool, when ``--spool`` is set."""
     if config.spool_dir is None:
         return None
-    spool = Spool(config.spool_dir, max_bytes=config.spool_max_bytes)
-    return SpoolingSink(store, spool, spool_after_s=config.spool_after_s)
+    return Spool(config.spool_dir, max_bytes=config.spool_max_bytes)
 
 
 def stored_lookup(config: Config) -> StoredLookup:
@@ -150,7 +149,7 @@ def assemble(
             settings=BackfillSettings(
                 give_up_s=config.backfill_give_up_s,
                 retry=Backoff(base_s=config.backfill_retry_s, cap_s=RETRY_CAP_S),
-                check_s=min(5.0, config.backfill_retry_s),
+                check_s=min(BackfillSettings.check_s, config.backfill_retry_s),
                 decorated_text=config.text == "decorated",
                 queues=source.settings.queue_ids,
                 conversations=source.settings.conversation_ids,
@@ -158,11 +157,10 @@ def assemble(
                 shard=config.shard,
             ),
         )
-    sink = store if store is not None else configured_sink(config)
     return Worker(
         source=source,
-        sink=sink,
-        spool=spooled(config, sink),
+        sink=store if store is not None else configured_sink(config),
+        spool=spool(config),
         dead_letters=dead_letters,
         tokens=tokens,
         settings=config,

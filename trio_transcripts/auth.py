@@ -71,7 +71,7 @@ class TokenManager:
         credentials: Credentials,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
-        backoff: Backoff = Backoff(base_s=0.5, cap_s=30.0),
+        backoff: Backoff = Backoff(),
         rng: random.Random | None = None,
         timeout_s: float = 10.0,
     ) -> None:

@@ -49,6 +49,7 @@ class WorkerSettings:
     shutdown_timeout_s: float = 30.0
     status_interval_s: float = 10.0
     ready_sink_s: float = 60.0  # ready while the sink acknowledged a write or a ping within
+    spool_after_s: float = 5.0  # how long a batch may wait on the sink before it is spooled
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,6 @@ class Config(WorkerSettings):
     shard: Shard | None = None  # follow only this shard's conversations (shard.py)
     spool_dir: Path | None = None
     spool_max_bytes: int = 1 << 30
-    spool_after_s: float = 5.0
     backfill: bool = True  # fill gaps from post-call transcripts (Notifications source only)
     state_dir: Path | None = None  # gap records and the journal; None: next to the spool
     backfill_give_up_s: float = 86_400.0
@@ -200,7 +200,16 @@ def load_config(
 
     def get(name: str) -> str | None:
         value = merged.get(name, "").strip()
-        return value or None
+        return value or settings.VARIABLE_DEFAULTS.get(name)
+
+    # A variable that is one field: its text parsed by its row (each problem named).
+    for setting in SETTINGS:
+        text = get(setting.name) if setting.env and setting.field else None
+        if text is not None and setting.field is not None:
+            try:
+                tuning[setting.field] = setting.parse(text)
+            except ValueError as exc:
+                problems.append(f"{setting.name} {exc}")
 
     stream_url = get("GENESYS_STREAM_URL")
     client_id, client_secret = get("GENESYS_CLIENT_ID"), get("GENESYS_CLIENT_SECRET")
@@ -229,7 +238,7 @@ def load_config(
                 "GENESYS_QUEUE_ID=<queue id> to follow every call on a queue"
             )
     if client_id and (not login_url or not api_url):
-        region = get("GENESYS_REGION") or "us_east_1"
+        region = get("GENESYS_REGION") or ""
         try:
             hosts = regions.resolve(region)
         except ValueError as exc:
@@ -285,13 +294,6 @@ def load_config(
         budget = budget_problem(shard, conversations, queues)
         if budget is not None:
             problems.append(budget)
-    metrics_address = get("METRICS_ADDRESS")
-    if metrics_address is not None:
-        host, _, port = metrics_address.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            problems.append(
-                f"METRICS_ADDRESS must be HOST:PORT, e.g. 127.0.0.1:9464 (got {metrics_address!r})"
-            )
     if problems:
         raise ConfigError(problems)
     return Config(
@@ -303,7 +305,6 @@ def load_config(
         queue_ids=queues,
         stream_url=stream_url,
         influx=influx,
-        metrics_address=metrics_address,
         shard=shard,
         **tuning,
     )

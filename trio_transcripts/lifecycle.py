@@ -61,9 +61,13 @@ _STOP_EARLY = (Do.WARN_WAITING, Do.CANCEL_STARTUP, Do.STOP_READING)
 _STOP = (Do.WARN_WAITING, Do.STOP_READING)
 
 AFTER: dict[tuple[Stage, Event], tuple[Stage, tuple[Do, ...]]] = {
-    # (stage, event) -> (next stage, what to do). Missing pairs are not possible (a writer
-    # cannot be done before the drain began), and :meth:`Lifecycle.handle` says so.
+    # (stage, event) -> (next stage, what to do). A missing pair cannot happen (a writer is
+    # not done before the drain began), and :meth:`Lifecycle.handle` says so if it does.
     (Stage.STARTING, Event.STARTED): (Stage.RUNNING, (Do.SHIELD_SERVICES,)),
+    # A stop in the same scheduler turn as the sink's last await: the wait for it was over
+    # before the cancellation could reach it. Started all the same (the services then outlive
+    # the drain, as after any start), and nothing is read.
+    **{(s, Event.STARTED): (s, (Do.SHIELD_SERVICES,)) for s in (Stage.DRAINING, Stage.HURRIED)},
     (Stage.STARTING, Event.STOP): (Stage.DRAINING, _STOP_EARLY),
     (Stage.STARTING, Event.FATAL): (Stage.DRAINING, _STOP_EARLY),
     (Stage.STARTING, Event.HURRY): (Stage.HURRIED, (*_STOP_EARLY, Do.CANCEL_WRITER)),
@@ -88,6 +92,9 @@ AFTER: dict[tuple[Stage, Event], tuple[Stage, tuple[Do, ...]]] = {
         for e in (Event.STOP, Event.FATAL, Event.HURRY)
     },
     (Stage.CLOSING, Event.CLOSED): (Stage.CLOSED, ()),
+    # The drain itself failed (a bug): the files are closed all the same, and its error, not
+    # this table's, is what the run raises.
+    **{(s, Event.CLOSED): (Stage.CLOSED, ()) for s in (Stage.DRAINING, Stage.HURRIED)},
 }
 
 
@@ -98,6 +105,7 @@ class Lifecycle:
     stage: Stage = Stage.STARTING
     waiting: str | None = "the start"  # while starting: what for
     fatal: FatalError | None = None  # the first fatal error, raised at the end of the run
+    shielded: bool = False  # the services outlive the drain (once the sink was ready)
 
     def handle(self, event: Event, error: FatalError | None = None) -> tuple[Do, ...]:
         """Move on after ``event`` (``error`` with :attr:`Event.FATAL`); what to do now."""
@@ -110,6 +118,8 @@ class Lifecycle:
         self.stage = stage
         if stage is not Stage.STARTING:
             self.waiting = None
+        if Do.SHIELD_SERVICES in actions:
+            self.shielded = True
         return actions
 
     def starting(self, what: str) -> None:
@@ -124,6 +134,7 @@ class Lifecycle:
 
     @property
     def services_shielded(self) -> bool:
-        """Services started now outlive the drain (they would not during startup, where a
-        host cancelling the worker cancels them at once)."""
-        return self.stage is not Stage.STARTING
+        """Services started now outlive the drain: once the sink was ready. Not before (a
+        stop or a host cancelling during startup ends them at once, or a token refresher
+        that cannot reach its login host would hold the run forever)."""
+        return self.shielded

@@ -162,6 +162,9 @@ class _WorkerCollector(Collector):
         yield gauge(
             "ring_paused", "1 while the reader is held at the high-water mark.", w.ring_paused
         )
+        yield counter(
+            "ring_pauses", "Times the reader was held at the high-water mark.", w.ring_pauses
+        )
         yield gauge("coalescer_pending", "Utterances awaiting their final.", w.pending)
         yield gauge("channels", "Sockets the source holds (channels).", w.sockets)
         yield gauge("subscribed_topics", "Topics subscribed.", w.topics)

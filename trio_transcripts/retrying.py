@@ -80,3 +80,9 @@ async def retrying(
         say(decision, tries.attempt + 1, delay)
         await trio.sleep(delay)
         tries.attempt += 1
+
+
+def unexpected(decision: Decision) -> BaseException:
+    """``fail`` for tries that decide only done and again (a socket's reconnects): anything
+    else is a bug of the caller's, said as one."""
+    return AssertionError(f"unexpected decision {decision}")

@@ -4,9 +4,10 @@ key), its type and its default. Pure: no I/O.
 A row is a :class:`Setting`. Two kinds:
 
 * a **variable** (``env`` set): read from the flag, the process environment, ``.env`` or the
-  TOML config file (the name in lower case), in that order, as text; ``config.py`` checks
-  them together (a region and its hosts, the InfluxDB API the variables mean, the shard and
-  the channel budget) and reports every problem at once;
+  TOML config file (the name in lower case), in that order, as text. One that is a field of
+  its own (``field``: ``METRICS_ADDRESS``) is parsed by its row; the others ``config.py``
+  checks together (a region and its hosts, the InfluxDB API the variables mean, the shard
+  and the channel budget). Every problem is reported at once;
 * a **tuning** (``env`` unset): a flag only, typed by argparse, setting one field of
   :class:`~trio_transcripts.config.Config` (or of its InfluxDB settings, ``influx.*``). Its
   default is that field's default, so each default is written once, on the dataclass.
@@ -14,7 +15,7 @@ A row is a :class:`Setting`. Two kinds:
 ``run``'s flags, ``demo``'s and the read-back commands' (``show``, ``backfill``) are made
 from the rows (:func:`add_flags`), as the simulator's are from ``SimConfig``; the keys a
 config file may hold are the variables' names (:data:`KNOWN`). A new setting is one row
-(and its field).
+and its field (a variable such as ``REDACT``: ``field`` and a ``parse`` of its text).
 """
 
 from __future__ import annotations
@@ -48,6 +49,18 @@ class Setting:
     # A tuning whose flag is not the field's own value: the field's value, from the flag's.
     to_field: Callable[[Any], Any] | None = None
     from_field: Callable[[Any], Any] | None = None  # the flag's default, from the field's
+    # A variable that is one field of Config: ``parse`` reads its text (a ValueError says
+    # what is wrong, after the variable's name), and the field's default is its default.
+    field: str | None = None
+    default: str | None = None  # a variable with no field of its own: its default text
+
+
+def host_port(text: str) -> str:
+    """``HOST:PORT`` (``METRICS_ADDRESS``)."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"must be HOST:PORT, e.g. 127.0.0.1:9464 (got {text!r})")
+    return text
 
 
 def _variable(name: str, flag: str | None = None, **options: Any) -> Setting:
@@ -174,14 +187,14 @@ SETTINGS: tuple[Setting, ...] = (
     # --- the variables (flag, environment, .env, config file) ----------------------------
     _variable("CONVERSATION_ID", "--conversation-id"),
     _variable("GENESYS_QUEUE_ID", "--queue-id"),
-    _variable("GENESYS_REGION", "--region"),
+    _variable("GENESYS_REGION", "--region", default="us_east_1"),
     _variable("GENESYS_STREAM_URL", "--stream-url"),
     _variable("INFLUX_URL", "--influx-url", commands=STORE - {"demo"}),
     _variable("INFLUX_DATABASE", "--influx-database", commands=STORE - {"demo"}),
     _variable("INFLUX_ORG", "--influx-org", commands=STORE - {"demo"}),
     _variable("INFLUX_BUCKET", "--influx-bucket", commands=STORE - {"demo"}),
     _variable("INFLUX_API", "--influx-api", commands=STORE - {"demo"}),
-    _variable("METRICS_ADDRESS", "--metrics-address"),
+    _variable("METRICS_ADDRESS", "--metrics-address", field="metrics_address", parse=host_port),
     _variable("SHARD", "--shard"),
     _variable("GENESYS_CLIENT_ID"),
     _variable("GENESYS_CLIENT_SECRET"),
@@ -208,6 +221,7 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 VARIABLES = tuple(s.name for s in SETTINGS if s.env)
+VARIABLE_DEFAULTS = {s.name: s.default for s in SETTINGS if s.env and s.default is not None}
 """Every variable, by name; a config file uses them in lower case."""
 
 SECRET_FILES = {

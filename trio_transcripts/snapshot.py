@@ -51,9 +51,7 @@ class Snapshot:
     @classmethod
     def from_json(cls, text: str) -> Snapshot:
         data: dict[str, Any] = json.loads(text)
-        account = data.pop("account")
-        account["absences_uncovered"] = tuple(account.get("absences_uncovered", ()))
-        return cls(account=Account(**account), **data)
+        return cls(account=Account.from_dict(data.pop("account")), **data)
 
 
 def status_line(snapshot: Snapshot, frames_per_s: float) -> str:

@@ -151,7 +151,7 @@ class Supervisor:
             list(COMMAND), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         child.process = process
-        child.snapshot = None
+        child.snapshot, child.frames_per_s = None, 0.0
         log.info("worker %s started (pid %d)", child.name, process.pid)
         try:
             async with trio.open_nursery() as nursery:
@@ -191,18 +191,25 @@ class Supervisor:
 
     @staticmethod
     def _report(child: Child, line: str) -> None:
-        """A line of a child's stdout: a snapshot, or its account at the end."""
-        if line.startswith(SNAPSHOT):
-            snapshot = Snapshot.from_json(line[len(SNAPSHOT) :])
-            last = child.snapshot
-            if last is not None and snapshot.at > last.at:
-                frames = snapshot.account.frames - last.account.frames
-                child.frames_per_s = frames / (snapshot.at - last.at)
-            child.snapshot = snapshot
-        elif line.startswith(ACCOUNT):
-            fields = json.loads(line[len(ACCOUNT) :])
-            fields["absences_uncovered"] = tuple(fields.get("absences_uncovered", ()))
-            child.account = Account(**fields)
+        """A line of a child's stdout: a snapshot, or its account at the end. Anything else
+        (a library printing, a child of another version) passes through, said as such: a
+        line the supervisor cannot read must not end it and orphan the other children."""
+        try:
+            if line.startswith(SNAPSHOT):
+                snapshot = Snapshot.from_json(line[len(SNAPSHOT) :])
+                last = child.snapshot
+                if last is not None and snapshot.at > last.at:
+                    frames = snapshot.account.frames - last.account.frames
+                    child.frames_per_s = frames / (snapshot.at - last.at)
+                child.snapshot = snapshot
+                return
+            if line.startswith(ACCOUNT):
+                child.account = Account.from_dict(json.loads(line[len(ACCOUNT) :]))
+                return
+        except (ValueError, TypeError) as exc:
+            log.warning("worker %s: unreadable report (%s): %.200s", child.name, exc, line)
+            return
+        print(f"[{child.name}] {line}", file=sys.stderr, flush=True)
 
     @staticmethod
     def _log_line(child: Child, line: str) -> None:

@@ -61,7 +61,7 @@ from .sinks import Pingable, Sink, WriteResult
 from .sinks.deadletter import DeadLetters, fragment_line, frame_line
 from .snapshot import Snapshot, status_line
 from .sources import Calls, Source, SourceHealth, Watched
-from .spool import SpoolingSink
+from .spool import Spool, SpoolingSink
 
 log = logging.getLogger("trio_transcripts.worker")
 # Its own logger: a shard process reports snapshots instead, and turns it down
@@ -93,15 +93,20 @@ class Worker:
         settings: WorkerSettings = WorkerSettings(),
         observer: WriteObserver | None = None,
         backfill: Backfiller | None = None,
-        spool: SpoolingSink | None = None,
+        spool: Spool | None = None,
     ) -> None:
-        """``spool``, when given, wraps ``sink`` (``assemble.spooled``): the worker writes
-        through it and runs its replay."""
-        if spool is not None and spool.inner is not sink:
-            raise ValueError("the spool must wrap the worker's sink")
+        """With ``spool`` (``--spool``), what ``sink`` does not take within
+        ``settings.spool_after_s`` waits there, and is replayed (``spool.py``)."""
+        if isinstance(sink, SpoolingSink):
+            raise TypeError("pass the spool as spool=, and the store it guards as sink=")
+        spooling = (
+            SpoolingSink(sink, spool, spool_after_s=settings.spool_after_s)
+            if spool is not None
+            else None
+        )
         self.source = source
         self.backfill = backfill
-        self.sink: Sink = spool if spool is not None else sink
+        self.sink: Sink = spooling if spooling is not None else sink
         self.dead_letters = dead_letters
         self.tokens = tokens
         self.settings = settings
@@ -115,8 +120,8 @@ class Worker:
         self.lifecycle = Lifecycle()
         self.last_write_latency_s = 0.0
         self.ledger = Ledger()
-        self._spooling = spool
-        # The scopes the lifecycle's answers act on (``_carry_out_lifecycle``).
+        self._spooling = spooling
+        # The scopes the lifecycle's answers act on (``_handle``).
         self._startup = trio.CancelScope()
         self._readers = trio.CancelScope()
         self._writer_scope = trio.CancelScope(shield=True)
@@ -525,7 +530,7 @@ class Worker:
                 self.sink.describe(),
                 self.dead_letters.path.resolve(),
             )
-            return True
+            return not self.lifecycle.stopping  # a stop in the same turn: nothing is read
         return False
 
     async def _service(

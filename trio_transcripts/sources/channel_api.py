@@ -34,6 +34,7 @@ from . import SourceError
 log = logging.getLogger("trio_transcripts.source.notifications")
 
 TRANSCRIPTION_PERMISSION = "conversation:transcription:view"
+TIMEOUT_S = 10.0  # a REST call that has not answered by then is retried
 
 
 class ChannelLost(Exception):
@@ -53,9 +54,9 @@ class ChannelApi:
         api_url: str,
         tokens: TokenManager,
         *,
-        backoff: Backoff = Backoff(base_s=0.5, cap_s=30.0),
+        backoff: Backoff = Backoff(),
         rng: random.Random | None = None,
-        timeout_s: float = 10.0,
+        timeout_s: float = TIMEOUT_S,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.api_url = api_url

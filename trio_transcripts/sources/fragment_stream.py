@@ -22,7 +22,7 @@ from ..channels import AFTER_STREAM, SocketEnd, Step
 from ..model import Merge
 from ..redaction import redact_url
 from ..retry import Action, Backoff, Decision
-from ..retrying import Tries, retrying
+from ..retrying import Tries, retrying, unexpected
 from ..wire.fragments import parse_fragment
 from . import Emit, Gap, GapLog, SourceHealth
 from ._socket import SocketOptions, queued_message, read_socket
@@ -35,7 +35,7 @@ class FragmentStreamSettings:
     url: str
     conversation_id: str | None = None
     socket: SocketOptions = SocketOptions(message_queue_size=4)
-    backoff: Backoff = Backoff(base_s=0.5, cap_s=30.0)
+    backoff: Backoff = Backoff()
 
     def default_conversation(self) -> str:
         """For fragments without ``conversationId``: the setting, the URL's, or ``unknown``."""
@@ -122,10 +122,7 @@ class FragmentStreamSource:
         def say(_decision: Decision, _retry: int, delay: float) -> None:
             log.info("reconnecting to the fragment stream in %.2f s", delay)
 
-        def fail(decision: Decision) -> BaseException:
-            return AssertionError(f"the stream always reconnects, not {decision}")
-
         try:
-            await retrying(once, tries, say=say, fail=fail, until=())
+            await retrying(once, tries, say=say, fail=unexpected, until=())
         finally:
             self.gap_log.stopped((conversation,))

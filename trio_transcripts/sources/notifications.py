@@ -42,9 +42,10 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import httpx
 import trio
@@ -70,12 +71,11 @@ from ..model import Ignored, Malformed, Merge, SessionLost
 from ..pulse import Pulse
 from ..redaction import redact_url
 from ..retry import Action, Backoff, Decision
-from ..retrying import Tries, retrying
+from ..retrying import Tries, retrying, unexpected
 from ..shard import CHANNELS_PER_CLIENT, Shard
 from ..wire.genesys import (
     ChannelGone,
     Heartbeat,
-    NotificationEvent,
     Pong,
     QueueConversation,
     SocketClosing,
@@ -88,7 +88,7 @@ from ..wire.genesys import (
 )
 from . import HEARD_WITHIN_S, Emit, Gap, GapLog, SourceError, SourceHealth
 from ._socket import SocketOptions, queued_message, read_socket
-from .channel_api import ChannelApi, ChannelLost
+from .channel_api import TIMEOUT_S, ChannelApi, ChannelLost
 
 log = logging.getLogger("trio_transcripts.source.notifications")
 
@@ -107,8 +107,8 @@ class NotificationsSettings:
     max_topics_per_channel: int = 1000
     max_channels: int = CHANNELS_PER_CLIENT
     socket: SocketOptions = SocketOptions()
-    backoff: Backoff = Backoff(base_s=0.5, cap_s=30.0)
-    timeout_s: float = 10.0
+    backoff: Backoff = Backoff()
+    timeout_s: float = TIMEOUT_S
     shard: Shard | None = None  # follow only this shard's conversations (``shard.py``)
     unsubscribe_batch_s: float = 1.0  # how long dropped topics wait for more to drop with them
     keepalive_s: float = KEEPALIVE_MS / 1000  # the platform's, per transcription session
@@ -156,11 +156,10 @@ class _Reading:
     superseded_at: float | None = None
 
 
-# What a message other than a transcription does to the socket reading it: nothing (None),
-# or end it (the why). One handler per kind of message, found by its type.
-_Handler = Callable[
-    ["NotificationsSource", NotificationEvent, str | bytes, _Reading], Awaitable[SocketEnd | None]
-]
+# What a message other than a transcription or a malformed frame does to the socket reading
+# it: nothing (None), or end it (the why). One handler per kind of message, by its type;
+# each takes its own kind (``Any`` here, so the table can hold them all).
+_Handler = Callable[["NotificationsSource", Any, _Reading], SocketEnd | None]
 
 
 class NotificationsSource:
@@ -378,7 +377,7 @@ class NotificationsSource:
             )
 
         _, channel = await retrying(
-            once, Tries(self.settings.backoff, self._rng), say=say, fail=_never
+            once, Tries(self.settings.backoff, self._rng), say=say, fail=unexpected
         )
         assert channel is not None, "DONE comes with the channel"
         tasks = self._slot_tasks(slot)
@@ -492,7 +491,7 @@ class NotificationsSource:
         def say(_decision: Decision, _retry: int, delay: float) -> None:
             log.info("reconnecting to channel %s in %.2f s", channel.id, delay)
 
-        _, step = await retrying(once, tries, say=say, fail=_never)
+        _, step = await retrying(once, tries, say=say, fail=unexpected)
         if step is Step.RETIRE:
             return
         if step is Step.RENEW_AND_NEW_CHANNEL:
@@ -539,7 +538,8 @@ class NotificationsSource:
 
     async def _read(self, reading: _Reading, ws: trio_websocket.WebSocketConnection) -> SocketEnd:
         """Read until the socket is done for, and say why. A transcription (nearly every
-        frame) is handled here; any other message by its handler in :data:`HANDLERS`."""
+        frame) and a malformed frame go to ``emit`` from here; any other message to its
+        handler in :data:`HANDLERS`."""
         channel = reading.channel
         decorated = self.settings.decorated_text
         emit = self._emit
@@ -566,9 +566,9 @@ class NotificationsSource:
                     await emit(event, message)
                     if event.session_ended:
                         self._unfollow(conversation, Ended.SESSION_ENDED)
-                    continue
-                end = await HANDLERS[type(event)](self, event, message, reading)
-                if end is not None:
+                elif type(event) is Malformed:
+                    await emit(event, message)
+                elif (end := HANDLERS[type(event)](self, event, reading)) is not None:
                     return end
         except trio_websocket.ConnectionClosed:
             if reading.superseded_at is None:
@@ -576,36 +576,19 @@ class NotificationsSource:
             log.info("channel %s: the superseded socket was closed", channel.id)
             return SocketEnd.REPLACED
 
-    async def _on_malformed(
-        self, event: NotificationEvent, message: str | bytes, _reading: _Reading
-    ) -> None:
-        assert isinstance(event, Malformed) and self._emit is not None
-        await self._emit(event, message)
-
-    async def _on_socket_closing(
-        self, _event: NotificationEvent, _message: str | bytes, reading: _Reading
-    ) -> None:
+    def _on_socket_closing(self, _event: SocketClosing, reading: _Reading) -> None:
         self.plan.socket_closing()
         log.info("socket_closing on channel %s: opening a new socket first", reading.channel.id)
         reading.superseded_at = trio.current_time()
         reading.nursery.start_soon(
             self._socket_loop, reading.slot, reading.channel, reading.nursery
         )
-        await trio.lowlevel.checkpoint()
 
-    async def _on_channel_gone(
-        self, event: NotificationEvent, _message: str | bytes, reading: _Reading
-    ) -> SocketEnd:
-        assert isinstance(event, ChannelGone)
+    def _on_channel_gone(self, event: ChannelGone, reading: _Reading) -> SocketEnd:
         log.warning("channel %s reported 404: %s", reading.channel.id, event.message)
-        await trio.lowlevel.checkpoint()
         return SocketEnd.GONE
 
-    async def _on_queue_conversation(
-        self, event: NotificationEvent, _message: str | bytes, _reading: _Reading
-    ) -> None:
-        assert isinstance(event, QueueConversation)
-        await trio.lowlevel.checkpoint()
+    def _on_queue_conversation(self, event: QueueConversation, _reading: _Reading) -> None:
         shard = self.settings.shard
         if shard is not None and not shard.owns(event.conversation_id):
             return  # another shard's; it subscribes to the same queue
@@ -622,36 +605,21 @@ class NotificationsSource:
             self._tell(Followed(event.conversation_id, wall_ms()))
             self._place(placement)
 
-    async def _on_subscription_reply(
-        self, event: NotificationEvent, _message: str | bytes, _reading: _Reading
-    ) -> None:
-        assert isinstance(event, SubscriptionReply)
-        await trio.lowlevel.checkpoint()
+    def _on_subscription_reply(self, event: SubscriptionReply, _reading: _Reading) -> None:
         if not event.ok:
             log.warning("subscription request failed: %s %s", event.code, event.message)
 
-    async def _on_system_notice(
-        self, event: NotificationEvent, _message: str | bytes, _reading: _Reading
-    ) -> None:
-        assert isinstance(event, SystemNotice)
-        await trio.lowlevel.checkpoint()
+    def _on_system_notice(self, event: SystemNotice, _reading: _Reading) -> None:
         log.warning("system notice %s: %s %s", event.topic, event.reason, event.message or "")
 
-    async def _on_ignored(
-        self, _event: NotificationEvent, _message: str | bytes, _reading: _Reading
-    ) -> None:
-        await trio.lowlevel.checkpoint()
+    def _on_ignored(self, _event: Ignored, _reading: _Reading) -> None:
         self.plan.ignored()
 
-    async def _on_heard(
-        self, _event: NotificationEvent, _message: str | bytes, _reading: _Reading
-    ) -> None:
+    def _on_heard(self, _event: Heartbeat | Pong, _reading: _Reading) -> None:
         """A heartbeat or a pong: the socket is alive (``heard_at``), nothing else."""
-        await trio.lowlevel.checkpoint()
 
 
 HANDLERS: dict[type, _Handler] = {
-    Malformed: NotificationsSource._on_malformed,
     SocketClosing: NotificationsSource._on_socket_closing,
     ChannelGone: NotificationsSource._on_channel_gone,
     QueueConversation: NotificationsSource._on_queue_conversation,
@@ -661,10 +629,6 @@ HANDLERS: dict[type, _Handler] = {
     Heartbeat: NotificationsSource._on_heard,
     Pong: NotificationsSource._on_heard,
 }
-"""The handler of each kind of message but a transcription (``wire/genesys.py``'s
-``NotificationEvent``: every member is here, ``tests/test_notifications.py`` checks)."""
-
-
-def _never(decision: Decision) -> BaseException:
-    """For a retry that has no refusal to raise: its only decisions are done and again."""
-    return AssertionError(f"unexpected decision {decision}")
+"""The handler of each kind of message but a transcription or a malformed frame
+(``wire/genesys.py``'s ``NotificationEvent``: every other member is here,
+``tests/test_notifications.py`` checks)."""

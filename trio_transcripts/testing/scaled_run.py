@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from ..cli import build_parser, exit_code, setup_logging
+from ..errors import ConfigError
 from ..service import config_of, run_config
 
 KNOBS = {
@@ -35,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     changes = {field: value for field, value in vars(scaled).items() if value is not None}
 
     def run() -> int:
+        if args.workers != 1:
+            raise ConfigError(["scaled_run runs one worker: drop --workers"])
         run_config(dataclasses.replace(config_of(args), **changes))
         return 0
 

@@ -26,6 +26,7 @@ import h11
 import trio
 import trio_websocket
 
+from ...pulse import Pulse
 from .api import Response, SimApi
 from .calls import SimFrame
 from .config import SimConfig, SimStats
@@ -165,7 +166,7 @@ class SocketHub:
         self.channel_sockets: dict[str, SimSocket] = {}
         self.fragment_clients: list[FragmentClient] = []
         self.down_until = -math.inf  # the outage fault: channel sockets refused until then
-        self._changed = trio.Event()
+        self._changed = Pulse()
 
     def connected(self, channel_id: str) -> bool:
         sock = self.channel_sockets.get(channel_id)
@@ -173,8 +174,7 @@ class SocketHub:
 
     def notify(self) -> None:
         """Something changed (a socket, a subscription): a waiting frame may now go out."""
-        self._changed.set()
-        self._changed = trio.Event()
+        self._changed.fire()
 
     async def wait_changed(self) -> None:
         await self._changed.wait()
