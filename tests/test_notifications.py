@@ -313,8 +313,9 @@ async def test_reader_blocks_at_high_water_without_losing_a_frame() -> None:
 
     config = SimConfig(calls=30, utterances=30)  # ~3 MB: more than loopback buffers hold
     async with running(config, emit=emit) as (sim, _, _collected):
-        await trio.testing.wait_all_tasks_blocked(cushion=0.2)
-        assert queue.paused and not sim.done.is_set(), "the reader stopped reading"
+        with trio.fail_after(30):
+            await until(lambda: queue.paused)
+        assert not sim.done.is_set(), "the reader stopped reading: the stream waits for it"
         sent_while_paused = sim.stats.frames_sent
         received: list[Fragment] = []
 
@@ -325,8 +326,15 @@ async def test_reader_blocks_at_high_water_without_losing_a_frame() -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(consume)
             await sim.done.wait()
-            # Everything sent is read once the reader and the consumer both wait for more.
-            await trio.testing.wait_all_tasks_blocked(cushion=0.2)
+            truth = truth_keys(sim)
+            with trio.fail_after(30):
+                await until(
+                    lambda: (
+                        {(f.conversation_id, f.utterance_id) for f in received if f.is_final}
+                        >= truth
+                    )
+                )
+            await trio.testing.wait_all_tasks_blocked()  # a duplicate would be in by now
             nursery.cancel_scope.cancel()
         assert len(queue) == 0
         assert sent_while_paused < sim.stats.frames_sent

@@ -20,6 +20,7 @@ from trio_transcripts.testing.influxd import free_port
 from trio_transcripts.testing.simulator import Faults, SimConfig, Simulator
 
 from .pipeline import read_until_exit, simulator_config, simulator_env, start_worker_process
+from .waiting import until
 
 SHUTDOWN_TIMEOUT_S = 5.0
 
@@ -96,10 +97,18 @@ async def test_host_cancelling_during_the_token_stage_is_not_held_up(tmp_path: P
         info = await nursery.start(sim.run)
         config = simulator_config(info, tmp_path)
         worker = assemble(config)
-        with trio.fail_after(30):
-            with trio.move_on_after(0.5) as host:
+        host = trio.CancelScope()
+
+        async def start() -> None:
+            with host:
                 await nursery.start(worker.run)
-            assert host.cancelled_caught, "startup cannot finish: the token is refused"
+
+        with trio.fail_after(30):  # held up, the cancellation would not end the start
+            async with trio.open_nursery() as hosting:
+                hosting.start_soon(start)
+                await until(lambda: "a token" in (worker.waiting_for() or ""))
+                host.cancel()
+        assert host.cancelled_caught, "startup cannot finish: the token is refused"
         nursery.cancel_scope.cancel()
     assert worker.account.frames == 0
 
