@@ -27,6 +27,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 # --- a real InfluxDB (Debian's influxdb 1.6.x) ------------------------------------------
 
 import itertools  # noqa: E402
+import subprocess  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -35,11 +36,54 @@ import pytest  # noqa: E402
 from trio_transcripts.testing.influxd import Influxd, InfluxdUnavailable, start_influxd  # noqa: E402
 
 
-def require_influxd(exc: Exception) -> None:
-    """Skip without a server; under ``CI=true`` that skip is a failure."""
+def _required(what: str, exc: Exception) -> None:
+    """Skip without ``what``; under ``CI=true`` that skip is a failure."""
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"CI requires a real InfluxDB and none could be started: {exc}")
-    pytest.skip(f"no real InfluxDB: {exc}")
+        pytest.fail(f"CI requires {what} and none could be had: {exc}")
+    pytest.skip(f"no {what}: {exc}")
+
+
+def require_influxd(exc: Exception) -> None:
+    _required("a real InfluxDB", exc)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs of the test's own, to fill (mounting needs root: CI runs as root)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0777", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        _required("a tmpfs to fill (mount needs root)", RuntimeError(done.stderr.strip()))
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """An empty directory on a read-only tmpfs: even root cannot write there (EROFS), where
+    ``chmod`` would not stop root."""
+    mount = tmp_path / "read-only"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        _required("a read-only tmpfs (mount needs root)", RuntimeError(done.stderr.strip()))
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def start_influxd_or_skip(root: Path, **kwargs: int) -> Influxd:

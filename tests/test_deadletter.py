@@ -23,7 +23,7 @@ async def test_a_cancelled_writer_task_loses_no_record(tmp_path: Path) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(writer)
         await trio.testing.wait_all_tasks_blocked()
-        dead.put_nowait("frame", '{"kind": "frame"}\n')
+        dead.put_nowait("frame", b'{"kind": "frame"}\n')
         await trio.lowlevel.checkpoint()  # the writer wakes and takes the lock...
         await trio.lowlevel.checkpoint()  # ...and the queued record
         scope.cancel()
@@ -35,7 +35,7 @@ async def test_a_cancelled_writer_task_loses_no_record(tmp_path: Path) -> None:
 
 async def test_put_waits_while_the_queue_is_past_its_bound(tmp_path: Path) -> None:
     dead = DeadLetters(tmp_path / "dead.jsonl", max_pending_bytes=10)
-    line = '{"kind": "frame"}\n'  # 18 bytes: one record passes the bound
+    line = b'{"kind": "frame"}\n'  # 18 bytes: one record passes the bound
     await dead.put("frame", line)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(dead.put, "frame", line)
@@ -54,19 +54,19 @@ async def test_a_cancelled_put_queued_nothing_and_a_completed_one_is_not_cancell
     letters = DeadLetters(tmp_path / "dead.jsonl")
     with trio.CancelScope() as scope:
         scope.cancel()
-        await letters.put("frame", "one\n")
+        await letters.put("frame", b"one\n")
     assert scope.cancelled_caught and letters.pending == 0, "cancelled means not queued"
     with trio.CancelScope() as scope:
-        await letters.put("frame", "two\n")
+        await letters.put("frame", b"two\n")
         scope.cancel()  # after it returned: it did queue, and said so
     assert letters.pending == 1
     # What the worker does with a cancelled put: it queues the record itself, once.
     with trio.CancelScope() as scope:
         scope.cancel()
         try:
-            await letters.put("frame", "three\n")
+            await letters.put("frame", b"three\n")
         except trio.Cancelled:
-            letters.put_nowait("frame", "three\n")
+            letters.put_nowait("frame", b"three\n")
             raise
     await letters.flush()
     assert (tmp_path / "dead.jsonl").read_text() == "two\nthree\n"

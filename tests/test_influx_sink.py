@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from trio_transcripts.errors import ConfigError
 from trio_transcripts.influx_settings import InfluxSettings
 from trio_transcripts.lineproto import NS_PER_MS, normalise_tag, normalise_text, timestamp_ns
+from trio_transcripts.logthrottle import Repeats
 from trio_transcripts.model import Utterance
 from trio_transcripts.retry import Backoff
 from trio_transcripts.sinks import FatalSinkError, WriteResult
@@ -372,23 +373,22 @@ async def test_dead_letter_records_are_complete(tmp_path: Path) -> None:
     json.dumps(records)
 
 
-async def test_file_sink_failure_is_fatal_and_keeps_the_batch() -> None:
-    sink = FileSink("/dev/full")  # every write: ENOSPC, a full disk
-    await sink.open()
-    with pytest.raises(FatalSinkError, match="No space left") as caught:
-        await sink.write([utterance(0)])
-    await sink.aclose()
-    assert [u.utterance_id for u in caught.value.unwritten] == ["utt-0"]
+async def test_a_file_sink_on_a_directory_is_fatal_and_names_the_setting(tmp_path: Path) -> None:
+    # A full disk is an outage, not this (tests/test_diskfull.py).
+    with pytest.raises(FatalSinkError, match=r"cannot open .*Is a directory.*--output"):
+        await FileSink(tmp_path).open()
 
 
 # --- InfluxDB 3 (/api/v3/write_lp), through the test front to the real 1.6 -------------
 
 
-def v3_sink(front: InfluxFront, database: str, **settings: object) -> InfluxSink:
+def v3_sink(
+    front: InfluxFront, database: str, repeats: Repeats | None = None, **settings: object
+) -> InfluxSink:
     config = InfluxSettings(
         url=front.url, database=database, token="t0ken", api_version="v3", backoff=FAST, **settings
     )  # type: ignore[arg-type]
-    return InfluxSink(config)
+    return InfluxSink(config, repeats=repeats)
 
 
 @pytest.mark.parametrize("no_sync", [False, True])
@@ -423,10 +423,17 @@ async def test_v3_retries_429_and_503_honouring_retry_after(
     v2: InfluxFront, influxd: Influxd, database: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     v2.faults.extend([Fault(503), Fault(429, {"Retry-After": "0"})])
-    async with v3_sink(v2, database) as sink:
+    repeats = Repeats()
+    async with v3_sink(v2, database, repeats=repeats) as sink:
         result = await sink.write([utterance(0)])
     assert result.acknowledged == 1 and sink.stats.retries == 2
-    assert "retry 2 in 0.00 s" in caplog.text, "the server's word, not our backoff"
+    assert "(HTTP 503); retry 1 in" in caplog.text
+    assert "retry 2" not in caplog.text, "a second retry within 10 s is counted, not logged"
+    repeats.flush()
+    assert (
+        "1 more InfluxDB write retries in the last 0 s; first: InfluxDB write of 1 points "
+        "failed (HTTP 429); retry 2 in 0.00 s" in caplog.text
+    ), "the server's word, not our backoff"
 
 
 @pytest.mark.parametrize(

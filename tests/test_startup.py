@@ -77,7 +77,9 @@ async def test_sigterm_during_startup_ends_the_run_in_time(
         output = b""
         with trio.fail_after(60):
             while retrying not in output:
-                output += await process.stderr.receive_some(65536)
+                data = await process.stderr.receive_some(65536)
+                assert data, f"the worker exited before retrying: {output.decode()[-2000:]}"
+                output += data
             process.send_signal(signal.SIGTERM)
             signalled = trio.current_time()
             output += await read_until_exit(process)

@@ -42,6 +42,10 @@ class Account:
     # Gaps queued for backfill, by why (``coverage.py``'s ``Why``: one per conversation).
     gaps_by_reason: dict[str, int] = field(default_factory=dict)
     absences_uncovered: tuple[str, ...] = ()  # a queue's absence no catch-up could look at
+    # Records the dead-letter file did not take by the end (its disk still full), by kind
+    # (``utterance``, ``frame``, ``fragment``, ``backfill``): kept nowhere. ``dead_lettered``
+    # counts only the utterances it took.
+    not_kept: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, fields: dict[str, Any]) -> Account:
@@ -76,7 +80,13 @@ class Account:
                 if self.absences_uncovered
                 else ""
             )
+            + (f"; NOT KEPT anywhere: {not_kept_words(self.not_kept)}" if self.not_kept else "")
         )
+
+
+def not_kept_words(not_kept: Mapping[str, int]) -> str:
+    """``{"utterance": 3, "frame": 1}`` as ``3 utterance(s), 1 frame(s)``."""
+    return ", ".join(f"{n} {kind}(s)" for kind, n in sorted(not_kept.items()))
 
 
 def total(accounts: Sequence[Account]) -> Account:
@@ -85,7 +95,7 @@ def total(accounts: Sequence[Account]) -> Account:
     sums: dict[str, object] = {}
     for name in Account.__dataclass_fields__:
         values = [getattr(a, name) for a in accounts]
-        if name == "gaps_by_reason":
+        if name in ("gaps_by_reason", "not_kept"):
             merged: dict[str, int] = {}
             for value in values:
                 for why, n in value.items():
@@ -116,10 +126,16 @@ class Ledger:
         self.spooled = 0
         self.replayed = 0  # resolved from the spool: acknowledged or refused
         self.set_aside_by = dict.fromkeys(SetAside, 0)
+        self.not_kept: dict[str, int] = {}  # what the dead-letter file did not take at the end
 
     @property
     def dead_lettered(self) -> int:
-        return sum(self.set_aside_by.values())
+        """Utterances set aside that the dead-letter file took (or holds queued)."""
+        return sum(self.set_aside_by.values()) - self.not_kept.get("utterance", 0)
+
+    def left_unwritten(self, not_kept: Mapping[str, int]) -> None:
+        """What ``DeadLetters.close`` returned: set aside, but written nowhere."""
+        self.not_kept = dict(not_kept)
 
     @staticmethod
     def problem(result: object, batch_size: int) -> str | None:
@@ -167,4 +183,5 @@ class Ledger:
             replayed=self.replayed,
             gaps=len(gaps),
             gap_ms=sum(g.duration_ms for g in gaps),
+            not_kept=dict(self.not_kept),
         )

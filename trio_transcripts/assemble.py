@@ -18,11 +18,13 @@ from .auth import Credentials, TokenManager
 from .backfill import RETRY_CAP_S, Backfiller, BackfillSettings, StoredLookup
 from .completeness import Completeness
 from .config import Config
+from .diskfull import Disk
 from .errors import SourceError
 from .gapfill import StoredUtterance
 from .gaprecords import BackfillQueue
 from .influx_settings import Api
 from .journal import Journal
+from .logthrottle import Repeats
 from .postcall import PostCallClient
 from .retry import Backoff
 from .sinks import Sink
@@ -32,7 +34,7 @@ from .sinks.influx import InfluxSink
 from .sources import Source
 from .sources.fragment_stream import FragmentStreamSettings, FragmentStreamSource
 from .sources.notifications import NotificationsSettings, NotificationsSource
-from .spool import Spool
+from .spool import Spool, spool_unusable
 from .stored import read_file, read_influx
 from .worker import Worker, WriteObserver
 
@@ -47,11 +49,16 @@ def token_manager(config: Config) -> TokenManager | None:
 
 
 def configured_source(
-    config: Config, tokens: TokenManager | None, completeness: Completeness | None = None
+    config: Config,
+    tokens: TokenManager | None,
+    completeness: Completeness | None = None,
+    repeats: Repeats | None = None,
 ) -> Source:
     if config.stream_url:
         conversation = config.conversation_ids[0] if config.conversation_ids else None
-        return FragmentStreamSource(FragmentStreamSettings(config.stream_url, conversation), tokens)
+        return FragmentStreamSource(
+            FragmentStreamSettings(config.stream_url, conversation), tokens, repeats=repeats
+        )
     if tokens is None or not config.api_url:
         raise SourceError(
             "the Notifications source needs GENESYS_CLIENT_ID, GENESYS_CLIENT_SECRET and a "
@@ -72,21 +79,26 @@ def configured_source(
         decorated_text=config.text == "decorated",
     )
     report = completeness.report if completeness is not None else None
-    return NotificationsSource(settings, tokens, report=report)
+    return NotificationsSource(settings, tokens, report=report, repeats=repeats)
 
 
-def configured_sink(config: Config) -> Sink:
-    """The configured store: InfluxDB, or the line-protocol file."""
+def configured_sink(
+    config: Config, disk: Disk | None = None, repeats: Repeats | None = None
+) -> Sink:
+    """The configured store: InfluxDB, or the line-protocol file (its refusals on ``disk``)."""
     if config.influx is not None:
-        return InfluxSink(config.influx)
-    return FileSink(config.output_path, config.schema)
+        return InfluxSink(config.influx, repeats=repeats)
+    return FileSink(config.output_path, config.schema, disk=disk)
 
 
 def spool(config: Config) -> Spool | None:
     """The durable spool, when ``--spool`` is set."""
     if config.spool_dir is None:
         return None
-    return Spool(config.spool_dir, max_bytes=config.spool_max_bytes)
+    try:
+        return Spool(config.spool_dir, max_bytes=config.spool_max_bytes)
+    except OSError as exc:
+        raise spool_unusable(config.spool_dir, exc) from exc
 
 
 def stored_lookup(config: Config) -> StoredLookup:
@@ -127,7 +139,9 @@ def assemble(
     """The worker ``config`` describes; ``store`` replaces the configured sink (the spool,
     when configured, still goes around it); ``observer`` is told of every write (metrics)."""
     tokens = token_manager(config)
-    dead_letters = DeadLetters(config.dead_letter_path, schema=config.schema)
+    disk = Disk()  # every file below is written through it: which a full disk refuses
+    repeats = Repeats()  # and every part's flood of one kind of line is one line an interval
+    dead_letters = DeadLetters(config.dead_letter_path, schema=config.schema, disk=disk)
     # The backfill compares with what is stored, so only a store it can read back: the
     # configured one, not a caller's own (a channel of utterances, a sink of theirs).
     own_store = store is not None and config.backfill and not config.stream_url
@@ -137,7 +151,7 @@ def assemble(
     if not own_store and backfills(config, tokens):
         state = config.state_path
         completeness = Completeness(BackfillQueue(state), Journal(state))
-    source = configured_source(config, tokens, completeness)
+    source = configured_source(config, tokens, completeness, repeats)
     backfill = None
     if completeness is not None and tokens is not None and isinstance(source, NotificationsSource):
         backfill = Backfiller(
@@ -159,8 +173,10 @@ def assemble(
         )
     return Worker(
         source=source,
-        sink=store if store is not None else configured_sink(config),
+        sink=store if store is not None else configured_sink(config, disk, repeats),
         spool=spool(config),
+        disk=disk,
+        repeats=repeats,
         dead_letters=dead_letters,
         tokens=tokens,
         settings=config,

@@ -36,6 +36,7 @@ from . import absence
 from .completeness import Absence, Completeness
 from .config import Config
 from .coverage import Ended, Gap, Unfollowed, Why
+from .dirlock import DirectoryLock
 from .errors import ConfigError, FatalError
 from .fillplan import Outcome, Step, decide
 from .gapfill import Plan, StoredUtterance, Window, plan
@@ -183,9 +184,12 @@ class Backfiller:
         """Put the state on disk, follow again what was followed, catch the queues up, and
         fill gaps until cancelled. Reports started before the source may read a frame."""
         s = self.settings
+        lock = DirectoryLock(self.queue.state_dir, "state directory", "--state-dir")
         try:
+            lock.acquire()
             away = self.completeness.start(s.queues, s.conversations, self.keep_settled_ms)
         except OSError as exc:
+            lock.release()
             raise FatalError(
                 f"the state directory {self.queue.state_dir} (gap records, --state-dir) cannot "
                 f"be used: {exc}"
@@ -212,6 +216,7 @@ class Backfiller:
                 else:
                     nursery.start_soon(self._fill, write, settle)
         finally:
+            lock.release()
             with trio.CancelScope(shield=True):
                 await self.client.aclose()
 

@@ -51,7 +51,7 @@ from .config import Config
 from .influx_settings import InfluxSettings
 from .model import Merge, Utterance
 from .sinks import Sink, WriteResult
-from .sinks.deadletter import DeadLetters
+from .sinks.deadletter import DeadLetters, read_dead_letters
 from .sinks.influx import InfluxSink
 from .sources import Emit, Gap, Source, SourceEvent
 from .sources._socket import SocketOptions, queued_message
@@ -126,13 +126,15 @@ class _FrameClock:
     subscriptions) nor idle time after a stream that ended early dilutes it.
     """
 
-    def __init__(self, inner: Source, total: int) -> None:
+    def __init__(self, inner: Source, total: int, flood: int = 0) -> None:
         self.inner = inner
         self.total = total
+        self.flood = flood
         self.count = 0
         self.all_read = trio.Event()
         self.first: float | None = None
         self.latest = 0.0
+        self.flood_read_at = 0.0  # when the last of the ``flood`` first frames arrived
 
     @property
     def kind(self) -> str:
@@ -154,6 +156,8 @@ class _FrameClock:
             if self.first is None:
                 self.first = self.latest
             self.count += 1
+            if self.count == self.flood:
+                self.flood_read_at = self.latest
             if self.count == self.total:
                 self.all_read.set()
             await emit(event, frame)
@@ -199,6 +203,8 @@ def _generator(args: argparse.Namespace, workdir: Path, name: str) -> Iterator[_
         str(args.seed),
         "--truth-dir",
         str(truth_dir),
+        "--malformed",
+        str(args.malformed),
     ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE)
     generator = None
@@ -259,10 +265,15 @@ class _Reading:
     frames: int
     span_s: float
     cpu_s: float
+    flood_s: float = 0.0  # from the first frame to the last of ``--malformed``
 
     @property
     def per_s(self) -> float:
         return self.frames / self.span_s if self.span_s > 0 else 0.0
+
+
+def _flood_per_s(flood: int, span_s: float) -> float:
+    return flood / span_s if flood and span_s > 0 else 0.0
 
 
 async def _generator_rate(gen: _Generator, source: str, limit_s: float) -> _Reading:
@@ -297,14 +308,15 @@ async def _generator_rate(gen: _Generator, source: str, limit_s: float) -> _Read
     return _Reading(counter.frames, latest - first, time.process_time() - cpu_before)
 
 
-async def _ceiling(gen: _Generator, source: str, limit_s: float) -> _Reading:
-    """Frames/s a bare trio-websocket client reads and JSON-decodes, with the worker's own
-    connect options and read path: the most any trio-websocket worker can read here."""
+async def _ceiling(gen: _Generator, source: str, limit_s: float, flood: int) -> _Reading:
+    """Frames/s a bare trio-websocket client reads and JSON-decodes (or fails to: the
+    ``flood`` first frames are malformed), with the worker's own connect options and read
+    path: the most any trio-websocket worker can read here."""
     where = await _open_stream(gen.info, source)
     options = FragmentStreamSettings("").socket if source == "fragments" else SocketOptions()
     frames = 0
     first: float | None = None
-    latest = 0.0
+    latest = flood_at = 0.0
     cpu_before = time.process_time()
     with trio.move_on_after(limit_s):
         async with trio_websocket.open_websocket_url(
@@ -318,17 +330,21 @@ async def _ceiling(gen: _Generator, source: str, limit_s: float) -> _Reading:
                 message = queued_message(ws)
                 if message is None:
                     message = await ws.get_message()
-                json.loads(message)
+                with contextlib.suppress(ValueError):
+                    json.loads(message)
                 frames += 1
                 latest = trio.current_time()
                 if first is None:
                     first = latest
+                if frames == flood:
+                    flood_at = latest
     span = latest - first if first is not None else 0.0
-    return _Reading(frames, span, time.process_time() - cpu_before)
+    flood_s = flood_at - first if first is not None and flood_at else 0.0
+    return _Reading(frames, span, time.process_time() - cpu_before, flood_s)
 
 
 async def _worker_phase(
-    gen: _Generator, source: str, sink: Sink, duration: float, workdir: Path
+    gen: _Generator, source: str, sink: Sink, duration: float, flood: int
 ) -> dict[str, Any]:
     info = gen.info
     stream_url = info["fragment_stream_url"] if source == "fragments" else None
@@ -339,11 +355,11 @@ async def _worker_phase(
         api_url=info["api_url"],
         stream_url=stream_url,
         conversation_ids=() if stream_url else tuple(info["conversation_ids"]),
-        dead_letter_path=workdir / "dead.jsonl",
+        dead_letter_path=gen.truth_dir / "dead.jsonl",
         status_interval_s=3600,
     )
     tokens = token_manager(config)
-    clock = _FrameClock(configured_source(config, tokens), gen.frames)
+    clock = _FrameClock(configured_source(config, tokens), gen.frames, flood)
     tap = _AckTimes(sink)
     worker = Worker(
         source=clock,
@@ -379,7 +395,12 @@ async def _worker_phase(
         stop_at = trio.current_time()
         worker.stop()
     shutdown_s = trio.current_time() - stop_at
+    first = clock.first if clock.first is not None else started
+    set_aside = await trio.to_thread.run_sync(_frames_set_aside, config.dead_letter_path)
     return {
+        "flood_s": clock.flood_read_at - first if clock.flood_read_at else 0.0,
+        "malformed_set_aside": len(set_aside),
+        "malformed_distinct": len(set(set_aside)),
         "frames": frames,
         "window_s": window,
         "stream_ended_early": ended_early,
@@ -418,6 +439,13 @@ async def _drain_phase(make_sink: Callable[[], Sink]) -> float:
     elapsed = time.perf_counter() - started
     await sink.aclose()
     return elapsed
+
+
+def _frames_set_aside(path: Path) -> list[str]:
+    """Every frame the dead-letter file holds, whole, in the order they were set aside."""
+    if not path.exists():
+        return []
+    return [r["frame"] for r in read_dead_letters(path) if r["kind"] == "frame"]
 
 
 def _latencies(truth_dir: Path, acked: dict[tuple[str, str], float]) -> tuple[list[float], int]:
@@ -481,13 +509,22 @@ async def _one_run(
     with _generator(args, workdir, f"run-{n}") as gen:
         limit = min(args.duration, CEILING_S)
         raw = await _generator_rate(gen, args.source, limit)
-        ceiling = await _ceiling(gen, args.source, limit)
-        run = await _worker_phase(gen, args.source, make_sink(), args.duration, workdir)
+        ceiling = await _ceiling(gen, args.source, limit, args.malformed)
+        run = await _worker_phase(gen, args.source, make_sink(), args.duration, args.malformed)
         gen.stop()
         latencies, sent = await trio.to_thread.run_sync(_latencies, gen.truth_dir, run["acked"])
     frames_per_s = run["frames"] / run["window_s"] if run["window_s"] > 0 else 0.0
     persisted_per_s = run["persisted"] / run["window_s"] if run["window_s"] > 0 else 0.0
+    malformed_per_s = _flood_per_s(args.malformed, run["flood_s"])
+    ceiling_malformed_per_s = _flood_per_s(args.malformed, ceiling.flood_s)
     return {
+        "malformed_per_s": malformed_per_s,
+        "ceiling_malformed_per_s": ceiling_malformed_per_s,
+        "malformed_ratio": malformed_per_s / ceiling_malformed_per_s
+        if ceiling_malformed_per_s
+        else 0.0,
+        "malformed_set_aside": run["malformed_set_aside"],
+        "malformed_distinct": run["malformed_distinct"],
         "frames": run["frames"],
         "window_s": run["window_s"],
         "stream_ended_early": run["stream_ended_early"],
@@ -517,6 +554,9 @@ MEDIANS = (
     "ratio_to_ceiling",
     "cpu_us_per_frame",
     "ceiling_cpu_us_per_frame",
+    "malformed_per_s",
+    "ceiling_malformed_per_s",
+    "malformed_ratio",
 )
 """The figures reported as the median of the repeats, with their range."""
 
@@ -548,7 +588,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     }
     ranges: dict[str, list[float]] = {}
     for key in MEDIANS:
-        digits = 3 if key == "ratio_to_ceiling" else 1
+        digits = 3 if key in ("ratio_to_ceiling", "malformed_ratio") else 1
         median, (low, high) = _median_and_range(runs, key)
         result[key] = round(median, digits)
         ranges[key] = [round(low, digits), round(high, digits)]
@@ -582,6 +622,9 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
             "shutdown_s": round(max(run["shutdown_s"] for run in runs), 3),
             "drain_10k_s": round(drain_s, 3),
             "finals_sent": [run["finals_sent"] for run in runs],
+            "malformed": args.malformed,
+            "malformed_set_aside": [run["malformed_set_aside"] for run in runs],
+            "malformed_distinct": [run["malformed_distinct"] for run in runs],
             "persisted": [run["persisted"] for run in runs],
             "account": last["account"],
         }
@@ -607,6 +650,13 @@ def add_arguments(bench: argparse.ArgumentParser) -> None:
     bench.add_argument("--repeat", type=int, default=3, metavar="N", help="runs; medians reported")
     bench.add_argument("--sink", choices=["auto", "null"], default="auto")
     bench.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    bench.add_argument(
+        "--malformed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N distinct malformed frames first (truncated or not JSON): the flood's rate",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -673,6 +723,15 @@ def _print(result: dict[str, Any]) -> None:
         f"{result['drain_10k_s']} s"
     )
     print(f"finals:     sent {result['finals_sent']}, persisted {result['persisted']}")
+    if result["malformed"]:
+        low, high = ranges["malformed_ratio"]
+        print(
+            f"malformed:  {figure('malformed_per_s', 'frames/s')} set aside, "
+            f"{result['malformed_ratio']} of the ceiling's "
+            f"{result['ceiling_malformed_per_s']:,} ({low:.3f}-{high:.3f}); of "
+            f"{result['malformed']:,} sent, on disk {result['malformed_set_aside']} "
+            f"({result['malformed_distinct']} distinct)"
+        )
     print(f"account:    {result['account']}")
     if not result["stream_ended_early"]:
         print(

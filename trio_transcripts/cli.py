@@ -3,7 +3,8 @@
 Each command lives in its own module, imported only when that command runs, so ``run``
 loads nothing of the simulator, the bench or the influxd launcher. Exit codes: 0 clean, 1 a
 fatal configuration, authentication, source or sink error (one line: what, where, what to
-do; ``--debug`` adds the traceback), 2 a usage error.
+do; ``--debug`` adds the traceback), 2 a usage error, 74 (``errors.EXIT_NOT_KEPT``) records
+that no file took (a disk still full at shutdown: the line says how many of each kind).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from . import __version__
-from .errors import ConfigError, FatalError, first_fatal
+from .errors import EXIT_NOT_KEPT, ConfigError, DataNotKept, FatalError, first_fatal
 
 log = logging.getLogger("trio_transcripts")
 
@@ -86,7 +87,7 @@ def _fatal(exc: BaseException, debug: bool) -> int:
     if debug:
         log.exception("fatal error", exc_info=exc)
     print(f"trio_transcripts: error: {exc}", file=sys.stderr)
-    return 1
+    return EXIT_NOT_KEPT if isinstance(exc, DataNotKept) else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,7 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def exit_code(command: Callable[[], int], debug: bool) -> int:
-    """Run ``command``; a fatal error becomes exit code 1 and one line (see the module)."""
+    """Run ``command``; a fatal error becomes exit code 1 (74 for data not kept) and one
+    line (see the module)."""
     try:
         code = command()
     except ConfigError as exc:

@@ -13,6 +13,7 @@ listened.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,9 @@ class Completeness:
         self.recorded: Counter[Why] = Counter()  # gaps queued, by why
         self._queues: tuple[str, ...] = ()
         self._flush_failing = False
+        # Gaps whose record the disk refused (full): kept, and written with the next flush.
+        self._unrecorded: list[Gap] = []
+        self._record_failing_since: float | None = None  # monotonic
 
     def start(
         self, queues: Sequence[str], conversations: Sequence[str], keep_settled_ms: int
@@ -106,19 +110,37 @@ class Completeness:
     def _apply(self, changes: Changes) -> None:
         if changes.records:
             self.journal.add(changes.records)
-        if not changes.gaps:
+        if changes.gaps:
+            self._unrecorded.extend(changes.gaps)
+            self._record_gaps()
+
+    def _record_gaps(self) -> None:
+        gaps = self._unrecorded
+        if not gaps:
             return
         try:
-            self.queue.record(changes.gaps)
+            self.queue.record(gaps)
         except OSError as exc:
-            log.error(
-                "cannot write the gap record of %d conversation(s) (%s): their gap will not "
-                "be backfilled unless `backfill` is run for them",
-                len(changes.gaps),
-                exc,
-            )
+            if self._record_failing_since is None:  # said once until it works again
+                self._record_failing_since = time.monotonic()
+                log.error(
+                    "cannot write the gap record of %d conversation(s) to %s (%s): kept in "
+                    "memory and tried again every %.0f s",
+                    len(gaps),
+                    self.queue.path,
+                    exc,
+                    self.flush_s,
+                )
             return
-        for gap in changes.gaps:
+        if self._record_failing_since is not None:
+            log.warning(
+                "gap records written to %s again, after %.0f s",
+                self.queue.path,
+                time.monotonic() - self._record_failing_since,
+            )
+            self._record_failing_since = None
+        self._unrecorded = []
+        for gap in gaps:
             self.recorded[gap.why] += 1
             if gap.why not in (Why.DROP, Why.OUTAGE):  # those the source logged already
                 log.info(
@@ -137,8 +159,16 @@ class Completeness:
                 self.flush(keep_settled_ms)
         finally:
             self.flush(keep_settled_ms)
+            if self._unrecorded:
+                log.error(
+                    "NOT KEPT: the gap records of %s could not be written (%s refused them); "
+                    "run `backfill` for each of these conversations once the disk has room",
+                    ", ".join(sorted({g.conversation_id for g in self._unrecorded})),
+                    self.queue.path,
+                )
 
     def flush(self, keep_settled_ms: int) -> None:
+        self._record_gaps()
         now = now_ms()
         try:
             if self.journal.wants_compaction():

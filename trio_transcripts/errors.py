@@ -29,6 +29,20 @@ def first_fatal(group: BaseExceptionGroup[BaseException]) -> FatalError | None:
     return None
 
 
+class DataNotKept(FatalError):
+    """The run ended with records no file took (the dead-letter file's disk still full at
+    shutdown): the message says how many of each kind. Its exit code is :data:`EXIT_NOT_KEPT`,
+    so a supervisor (``supervisor.py``) or systemd (``Restart=on-failure``) restarts the
+    worker, which then finds the disk again, and a script can tell it from a refusal (1)."""
+
+    def __init__(self, message: str, lost: dict[str, int]) -> None:
+        super().__init__(message)
+        self.lost = dict(lost)
+
+
+EXIT_NOT_KEPT = 74  # sysexits.h EX_IOERR: "an error occurred while doing I/O on some file"
+
+
 class ConfigError(FatalError):
     """Settings that are missing, invalid or ambiguous; ``problems`` lists each, with an
     example of a valid value. Secrets are never part of the text."""

@@ -22,6 +22,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from .diskfull import append_whole
+
 log = logging.getLogger("trio_transcripts.backfill")
 
 JOURNAL_FILE = "journal.jsonl"
@@ -37,10 +39,10 @@ def read_records(path: Path) -> list[dict[str, object]]:
     relied on, as it was not yet fsynced (this journal, the backfill queue)."""
     records: list[dict[str, object]] = []
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, "rb") as f:
             for number, line in enumerate(f, 1):
                 try:
-                    value = json.loads(line)
+                    value = json.loads(line)  # bytes: invalid UTF-8 is a ValueError too
                 except ValueError:
                     log.warning("%s:%d: unreadable record skipped", path, number)
                     continue
@@ -56,22 +58,23 @@ def _lines(records: Iterable[dict[str, object]]) -> str:
 
 
 def append_records(path: Path, records: Iterable[dict[str, object]]) -> None:
-    """Append ``records`` to ``path`` and fsync."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(_lines(records))
-        f.flush()
-        os.fsync(f.fileno())
+    """Append ``records`` to ``path`` and fsync, whole or not at all (``diskfull.py``): a
+    full disk leaves no torn line to swallow the next record."""
+    append_whole(path, _lines(records).encode("utf-8"))
 
 
 def replace_records(path: Path, records: Iterable[dict[str, object]]) -> None:
     """Replace ``path`` with ``records``, atomically and durably (the rename too)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fresh = path.with_suffix(".tmp")
-    with open(fresh, "w", encoding="utf-8") as f:
-        f.write(_lines(records))
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(fresh, "w", encoding="utf-8") as f:
+            f.write(_lines(records))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        fresh.unlink(missing_ok=True)  # a full disk: the old file stands, and no stray copy
+        raise
     os.replace(fresh, path)
     directory = os.open(path.parent, os.O_RDONLY)
     try:

@@ -122,7 +122,8 @@ class _WorkerCollector(Collector):
         )
         dead = CounterMetricFamily(
             PREFIX + "utterances_dead_lettered",
-            "Utterances written to the dead-letter file.",
+            "Utterances set aside for the dead-letter file, by why (records_not_kept says "
+            "which it did not take).",
             labels=["reason"],
         )
         for why in SetAside:
@@ -169,6 +170,20 @@ class _WorkerCollector(Collector):
         yield gauge("channels", "Sockets the source holds (channels).", w.sockets)
         yield gauge("subscribed_topics", "Topics subscribed.", w.topics)
         yield gauge("spool_bytes", "Bytes in the spool.", w.spool_bytes)
+        yield gauge(
+            "disk_full", "Files a full disk refuses now (their writes wait).", len(w.disk_full)
+        )
+        yield counter(
+            "disk_full_waits", "Times a write waited for space on a full disk.", w.disk_full_waits
+        )
+        not_kept = CounterMetricFamily(
+            PREFIX + "records_not_kept",
+            "Records no file took (the dead-letter file's disk full at shutdown), by kind.",
+            labels=["kind"],
+        )
+        for kind, count in sorted(a.not_kept.items()):
+            not_kept.add_metric([kind], count)
+        yield not_kept
         since = w.since_last_frame_s if w.since_last_frame_s is not None else math.nan
         yield gauge("seconds_since_last_frame", "Seconds since a frame was read.", since)
 

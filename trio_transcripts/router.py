@@ -51,6 +51,18 @@ class SetAsideFragment(msgspec.Struct, frozen=True, gc=False):
 Action = Enqueue | SetAsideFrame | SetAsideFragment
 
 
+PROBLEMS_QUOTED = 3
+"""A frame's dead-letter reason quotes this many of its unreadable transcripts' problems."""
+
+
+def problems_reason(problems: Sequence[str]) -> str:
+    """One reason for a frame with unreadable transcripts: the first few, and how many."""
+    quoted = "; ".join(problems[:PROBLEMS_QUOTED])
+    if len(problems) <= PROBLEMS_QUOTED:
+        return quoted
+    return f"{quoted}; and {len(problems) - PROBLEMS_QUOTED:,} more unreadable transcripts"
+
+
 @dataclass(slots=True)
 class RouterCounts:
     frames: int = 0
@@ -82,9 +94,9 @@ class Router:
         actions: list[Action] = []
         fragments: Sequence[Fragment]
         if isinstance(event, Transcription):
-            for problem in event.problems:
-                counts.transcript_problems += 1
-                actions.append(SetAsideFrame(problem))
+            if event.problems:  # the frame once, however many of its transcripts are bad
+                counts.transcript_problems += len(event.problems)
+                actions.append(SetAsideFrame(problems_reason(event.problems)))
             fragments = event.fragments
         else:
             fragments = (event,)

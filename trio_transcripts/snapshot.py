@@ -44,6 +44,10 @@ class Snapshot:
     # may read transcripts), "on", or "refused" (it may not: gaps are recorded only).
     backfill: str = "off"
     stopping: bool = False
+    # Files a full disk refuses now, each with the error and the room left
+    # (``diskfull.Refusal.describe``); and how many times writes waited for space.
+    disk_full: tuple[str, ...] = ()
+    disk_full_waits: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -51,7 +55,11 @@ class Snapshot:
     @classmethod
     def from_json(cls, text: str) -> Snapshot:
         data: dict[str, Any] = json.loads(text)
-        return cls(account=Account.from_dict(data.pop("account")), **data)
+        return cls(
+            account=Account.from_dict(data.pop("account")),
+            disk_full=tuple(data.pop("disk_full", ())),
+            **data,
+        )
 
 
 def status_line(snapshot: Snapshot, frames_per_s: float) -> str:
@@ -63,6 +71,7 @@ def status_line(snapshot: Snapshot, frames_per_s: float) -> str:
         f"pending {s.pending}, last write {s.last_write_s * 1000:.0f} ms, "
         f"{a.dead_lettered} dead-lettered, {a.spooled} spooled"
         + (f", {a.backfilled} backfilled" if s.backfill != "off" else "")
+        + (f", DISK FULL: {'; '.join(s.disk_full)}" if s.disk_full else "")
     )
 
 
@@ -86,6 +95,10 @@ def readiness(snapshot: Snapshot, ready_sink_s: float) -> dict[str, dict[str, ob
             "detail": f"{s.sink}: last acknowledged {age:.0f} s ago"
             if age is not None
             else f"{s.sink}: not ready yet",
+        },
+        "disk": {
+            "ok": not s.disk_full,
+            "detail": "full: " + "; ".join(s.disk_full) if s.disk_full else "every file writable",
         },
         "running": {
             "ok": not s.stopping,

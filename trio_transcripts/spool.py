@@ -17,7 +17,10 @@ dropped.
 
 When the spool reaches ``max_bytes``, or a write fails (a full disk), the partial record is cut
 off again (no corruption) and the batch goes to the sink directly, which blocks while it
-retries: backpressure, as without a spool.
+retries: backpressure, as without a spool. The replay's own writes (the ``.torn`` tail, the
+``.acked`` marker) wait for space on a full disk (``diskfull.py``) instead of ending the run;
+a marker not written by the shutdown means its records are replayed again at the next start,
+which is harmless (idempotent timestamps) and said in the log.
 """
 
 from __future__ import annotations
@@ -29,12 +32,16 @@ import struct
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import msgspec
 import trio
 
 from .config import Config
+from .dirlock import DirectoryLock
+from .diskfull import Disk, append_whole
+from .errors import FatalError
 from .model import Utterance
 from .sinks import Pingable, Sink, WriteResult
 
@@ -43,6 +50,14 @@ log = logging.getLogger("trio_transcripts.spool")
 MAGIC = b"TTSP"
 HEADER = struct.Struct("<4sII")
 DEFAULT_FILE_BYTES = 8 << 20
+
+
+def spool_unusable(directory: Path, exc: OSError) -> FatalError:
+    """What to say when the spool directory cannot be made, locked or written."""
+    return FatalError(
+        f"the spool directory {directory} (--spool) cannot be used: {exc}; name a directory "
+        f"this user can create and write"
+    )
 
 
 class SpoolFull(Exception):
@@ -135,18 +150,14 @@ class Spool:
             self._current = self.directory / f"spool-{self._next:08d}.log"
             self._next += 1
         path = self._current
-        with open(path, "ab") as f:
-            before = f.tell()
-            try:
-                f.write(record)
-                f.flush()
-                os.fsync(f.fileno())
-            except OSError as exc:
-                f.truncate(before)  # no torn record left behind by a full disk
-                raise SpoolFull(f"cannot write to spool {path}: {exc}") from exc
+        new = not path.exists()
+        try:
+            append_whole(path, record)  # a full disk leaves no torn record behind
+            if new:
+                _fsync_directory(self.directory)
+        except OSError as exc:
+            raise SpoolFull(f"cannot write to spool {path}: {exc}") from exc
         self.bytes += len(record)
-        if before == 0:
-            _fsync_directory(self.directory)
 
     def seal(self, path: Path) -> None:
         """Stop appending to ``path`` (it is about to be replayed)."""
@@ -177,9 +188,18 @@ class Spool:
 
     def acknowledged(self, path: Path) -> int:
         """How many of the first records of ``path`` the store has taken."""
+        marker = path.with_suffix(".acked")
         try:
-            return int(path.with_suffix(".acked").read_text(encoding="ascii"))
+            count = int(marker.read_text(encoding="ascii"))
+            if count < 0:
+                raise ValueError(f"a negative count, {count}")
+            return count
         except FileNotFoundError:
+            return 0
+        except (ValueError, UnicodeDecodeError):
+            # Written whole and renamed (acknowledge), so only a hand or a broken disk
+            # makes it unreadable: replay the whole file, which is idempotent.
+            log.error("%s is unreadable: replaying every record of %s again", marker, path)
             return 0
 
     def acknowledge(self, path: Path, records: int) -> None:
@@ -197,9 +217,11 @@ class Spool:
     def remove(self, path: Path) -> None:
         self.seal(path)
         size = path.stat().st_size
+        # The marker first: a crash between the two leaves a file replayed again (harmless),
+        # never a marker that a later file of the same number would believe.
+        path.with_suffix(".acked").unlink(missing_ok=True)
         path.unlink()
         self.bytes -= size
-        path.with_suffix(".acked").unlink(missing_ok=True)
         _fsync_directory(self.directory)
 
 
@@ -216,11 +238,18 @@ class SpoolingSink:
     """
 
     def __init__(
-        self, inner: Sink, spool: Spool, *, spool_after_s: float = Config.spool_after_s
+        self,
+        inner: Sink,
+        spool: Spool,
+        *,
+        spool_after_s: float = Config.spool_after_s,
+        disk: Disk | None = None,
     ) -> None:
         self.inner = inner
         self.spool = spool
         self.spool_after_s = spool_after_s
+        self.disk = disk or Disk()
+        self._lock = DirectoryLock(spool.directory, "spool", "--spool")
         self._backlog = trio.Event()
         # Appends, reads and removals run in threads: without this, the replay could read
         # (and set aside as torn) a record the writer is still appending, or remove a file
@@ -228,12 +257,17 @@ class SpoolingSink:
         self._files = trio.Lock()
 
     async def open(self) -> None:
+        try:
+            self._lock.acquire()  # before anything is read: one worker to a spool
+        except OSError as exc:
+            raise spool_unusable(self.spool.directory, exc) from exc
         await self.inner.open()
         if await trio.to_thread.run_sync(self.spool.files):
             log.info("spool %s holds batches from before; replaying them", self.spool.directory)
             self._backlog.set()
 
     async def aclose(self) -> None:
+        self._lock.release()
         await self.inner.aclose()
 
     def describe(self) -> str:
@@ -287,16 +321,24 @@ class SpoolingSink:
             path = files[0]
             async with self._files:
                 self.spool.seal(path)
-                contents = await trio.to_thread.run_sync(self.spool.read, path)
+                # Moving a torn tail aside writes: a full disk waits here.
+                contents = await self.disk.write(path, partial(self.spool.read, path))
             done = await trio.to_thread.run_sync(self.spool.acknowledged, path)
             for record in contents.records:
                 result = await self.inner.write(record)  # retries while the sink is down
                 done += 1
-                # Shielded: once the store took a record, its marker must be written before
-                # it is reported, whatever is cancelled meanwhile.
-                with trio.CancelScope(shield=True):
-                    await trio.to_thread.run_sync(self.spool.acknowledge, path, done)
-                report(result)
+                report(result)  # before any checkpoint: the store took it, whatever follows
+                marker = path.with_suffix(".acked")
+                try:
+                    await self.disk.write(marker, partial(self.spool.acknowledge, path, done))
+                except trio.Cancelled:
+                    log.warning(
+                        "%s not brought to %d records before the shutdown (the disk is "
+                        "full): the next start writes those records again (idempotent)",
+                        marker,
+                        done,
+                    )
+                    raise
             async with self._files:  # an append in its thread lists and sizes the files
                 await trio.to_thread.run_sync(self.spool.remove, path)
             log.info(

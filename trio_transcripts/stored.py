@@ -7,6 +7,7 @@ influxdb-client's synchronous clients): the worker calls it in a thread.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from .influx_settings import Api, InfluxSettings
 from .lineproto import NS_PER_MS, LineError, decode
 from .model import LIVE
 from .wire.instants import iso_of
+
+log = logging.getLogger("trio_transcripts.stored")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,23 +55,35 @@ class Row:
 
 
 def read_file(path: Path, conversation_id: str | None, start_ns: int | None) -> list[Row]:
-    """The file sink's points (the last of a point written twice), filtered."""
+    """The file sink's points (the last of a point written twice), filtered.
+
+    Lines end at ``\n`` alone: text keeps the other line breaks Unicode has (``\x85``,
+    U+2028, ...), which ``str.splitlines`` would cut at. A line that cannot be read (a
+    record torn by a crash before ``diskfull.append_whole`` rolled writes back, or a file
+    edited by hand) is skipped and said, once for the file: the backfill then finds that
+    utterance missing and writes it again, the same point (``gapfill.py``)."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such file (set INFLUX_URL, or --output)"]) from None
     points: dict[tuple[object, ...], Row] = {}
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
+    skipped: list[str] = []
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        if not raw.strip():
             continue
         try:
-            point = decode(line)
-        except LineError as exc:
-            raise FatalError(f"{path}:{number}: {exc}") from None
+            point = decode(raw.decode("utf-8"))
+        except (UnicodeDecodeError, LineError) as exc:
+            skipped.append(f"line {number}: {exc}")
+            continue
         values = {**point.tags, **point.fields}
         row = _row(point.timestamp_ns, values)
         if _wanted(row, conversation_id, start_ns):
             points[(point.measurement, tuple(sorted(point.tags.items())), point.timestamp_ns)] = row
+    if skipped:
+        log.warning(
+            "%s: %d unreadable line(s) skipped (first: %s)", path, len(skipped), skipped[0][:200]
+        )
     return list(points.values())
 
 

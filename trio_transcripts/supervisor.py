@@ -7,12 +7,14 @@ own settings made from the supervisor's parsed :class:`~trio_transcripts.config.
 likewise its own gap records and journal in ``--state-dir``), sent down its stdin
 (``shard_process.py`` says why not as a command line). A child that dies is restarted with
 capped backoff, logged and counted; a child that exits 1 (a fatal configuration or
-credentials error, which every shard shares) stops them all, and the supervisor exits 1.
-SIGINT/SIGTERM is passed on, so each child shuts down in order; the supervisor exits 0 only
-when every child did. Each child's snapshots (JSON on its stdout) are merged into one status
-line; its log lines pass through, prefixed ``[I/N]``. At exit one account adds up each
-child's last run (a child killed outright reports none: what it had persisted is in the
-database, but not in this sum).
+credentials error, which every shard shares) stops them all, and the supervisor exits 1. A
+child that exits 74 (``errors.EXIT_NOT_KEPT``: its disk was full at its shutdown and it
+kept some records nowhere) is restarted like any other, and the supervisor's own exit code
+is then 74 too. SIGINT/SIGTERM is passed on, so each child shuts down in order; the
+supervisor exits 0 only when every child did. Each child's snapshots (JSON on its stdout)
+are merged into one status line; its log lines pass through, prefixed ``[I/N]``. At exit
+one account adds up each child's last run (a child killed outright reports none: what it
+had persisted is in the database, but not in this sum).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import trio
 
 from .account import Account, total
 from .config import Config
+from .errors import EXIT_NOT_KEPT
 from .shard import Shard
 from .shard_process import ACCOUNT, SNAPSHOT, Orders
 from .snapshot import Snapshot
@@ -112,9 +115,12 @@ class Supervisor:
         total = self.account()
         restarts = sum(c.restarts for c in self.children)
         print(f"account: {total.summary()}; {restarts} restart(s)", file=sys.stderr)
+        last = [c.exit_codes[-1] for c in self.children if c.exit_codes]
+        if EXIT_NOT_KEPT in last:
+            return EXIT_NOT_KEPT  # a child said it kept something nowhere: say it on
         if self.fatal:
             return 1
-        clean = all(c.exit_codes and c.exit_codes[-1] == 0 for c in self.children)
+        clean = len(last) == len(self.children) and all(code == 0 for code in last)
         return 0 if clean else 1
 
     def account(self) -> Account:

@@ -25,7 +25,9 @@ this order:
 4. what the sink did not take by then (the batch in flight, what is left in the ring) goes
    to the dead-letter file;
 5. the spool replay, the token refresher and the dead-letter writer stop last, and the
-   dead letters still queued are written.
+   dead letters still queued are written; what a full disk refused even then is in the
+   account as not kept, and the run ends with :class:`~trio_transcripts.errors.DataNotKept`
+   (exit code 74).
 
 The writer and those last tasks run under shielded scopes that only this module cancels, so a
 host cancelling the worker still gets the full drain, bounded by the shutdown timeout. Which
@@ -44,14 +46,16 @@ from typing import Protocol
 
 import trio
 
-from .account import Account, Ledger, SetAside
+from .account import Account, Ledger, SetAside, not_kept_words
 from .auth import TokenManager
 from .backfill import Backfiller
 from .backpressure import BackpressureQueue
 from .coalesce import Coalescer
 from .config import WorkerSettings
-from .errors import FatalError, FatalSinkError, SourceError, first_fatal
+from .diskfull import Disk
+from .errors import DataNotKept, FatalError, FatalSinkError, SourceError, first_fatal
 from .lifecycle import Do, Event, Lifecycle
+from .logthrottle import Repeated, Repeats
 from .model import SessionLost, Utterance
 from .pulse import Pulse
 from .redaction import redact_url
@@ -67,6 +71,20 @@ log = logging.getLogger("trio_transcripts.worker")
 # Its own logger: a shard process reports snapshots instead, and turns it down
 # (``shard_process.py``).
 status_log = logging.getLogger("trio_transcripts.status")
+
+FRAMES_SET_ASIDE = Repeated(
+    "frame set aside",
+    "set aside {count:,} more malformed frames in the last {seconds:.0f} s; first: {first}",
+)
+UTTERANCES_SET_ASIDE = Repeated(
+    "utterances set aside",
+    "{count:,} more times utterances were not persisted in the last {seconds:.0f} s; "
+    "first: {first}",
+)
+FRAGMENTS_SET_ASIDE = Repeated(
+    "fragment set aside",
+    "set aside {count:,} more fragments in the last {seconds:.0f} s; first: {first}",
+)
 
 
 class WriteObserver(Protocol):
@@ -94,13 +112,20 @@ class Worker:
         observer: WriteObserver | None = None,
         backfill: Backfiller | None = None,
         spool: Spool | None = None,
+        disk: Disk | None = None,
+        repeats: Repeats | None = None,
     ) -> None:
         """With ``spool`` (``--spool``), what ``sink`` does not take within
-        ``settings.spool_after_s`` waits there, and is replayed (``spool.py``)."""
+        ``settings.spool_after_s`` waits there, and is replayed (``spool.py``). ``disk`` is
+        the record of which files a full disk refuses (``diskfull.py``), shared with the
+        parts that write (``assemble.py``), for readiness and the metrics; ``repeats``
+        rate-limits the log lines a flood repeats (``logthrottle.py``), shared likewise."""
         if isinstance(sink, SpoolingSink):
             raise TypeError("pass the spool as spool=, and the store it guards as sink=")
+        self.disk = disk or Disk()
+        self.repeats = repeats or Repeats()
         spooling = (
-            SpoolingSink(sink, spool, spool_after_s=settings.spool_after_s)
+            SpoolingSink(sink, spool, spool_after_s=settings.spool_after_s, disk=self.disk)
             if spool is not None
             else None
         )
@@ -261,24 +286,26 @@ class Worker:
 
     def _set_aside(
         self, action: SetAsideFrame | SetAsideFragment, frame: str | bytes
-    ) -> tuple[str, str]:
-        """The log line and dead-letter record of a frame or fragment set aside."""
+    ) -> tuple[str, bytes]:
+        """The log line (rate-limited) and dead-letter record of a frame or fragment set
+        aside."""
         if isinstance(action, SetAsideFrame):
-            log.warning(
-                "%s frame set aside in %s: %s",
-                self.source.kind,
-                self.dead_letters.path,
-                action.reason,
+            self.repeats.log(
+                log,
+                logging.WARNING,
+                FRAMES_SET_ASIDE,
+                f"{self.source.kind} frame set aside in {self.dead_letters.path}: {action.reason}",
             )
             return "frame", frame_line(frame, action.reason, self.source.kind)
-        log.warning(
-            "fragment of %s/%s set aside in %s: %s",
-            action.fragment.conversation_id,
-            action.fragment.utterance_id,
-            self.dead_letters.path,
-            action.reason,
+        fragment = action.fragment
+        self.repeats.log(
+            log,
+            logging.WARNING,
+            FRAGMENTS_SET_ASIDE,
+            f"fragment of {fragment.conversation_id}/{fragment.utterance_id} set aside in "
+            f"{self.dead_letters.path}: {action.reason}",
         )
-        return "fragment", fragment_line(action.fragment, action.reason)
+        return "fragment", fragment_line(fragment, action.reason)
 
     def _enqueue_now(self, utterance: Utterance) -> None:
         """Shutdown path: into the ring without waiting; if it is truly full, dead-letter."""
@@ -291,11 +318,12 @@ class Worker:
 
     def _dead_letter(self, utterances: Sequence[Utterance], reason: str, why: SetAside) -> None:
         if utterances:
-            log.error(
-                "%d utterance(s) not persisted (%s); written to %s",
-                len(utterances),
-                reason,
-                self.dead_letters.path,
+            self.repeats.log(
+                log,
+                logging.ERROR,
+                UTTERANCES_SET_ASIDE,
+                f"{len(utterances)} utterance(s) not persisted ({reason}); queued for the "
+                f"dead-letter file {self.dead_letters.path}",
             )
             self.dead_letters.utterances_nowait(utterances, reason)
             self.ledger.set_aside(len(utterances), why)
@@ -401,6 +429,7 @@ class Worker:
     async def _sweeper(self) -> None:
         while True:
             await trio.sleep(1)
+            self.repeats.flush_due()
             expired = self.router.expire(now_ms())
             for action in expired:
                 log.info(
@@ -472,6 +501,8 @@ class Worker:
             last_write_s=self.last_write_latency_s,
             backfill=self._backfill_state(),
             stopping=self.stopping,
+            disk_full=tuple(r.describe() for r in self.disk.refused()),
+            disk_full_waits=self.disk.waits,
         )
 
     def _fail(self, exc: FatalError) -> None:
@@ -503,12 +534,22 @@ class Worker:
             self._fail(fatal)
         finally:
             with trio.CancelScope(shield=True):
-                await self.dead_letters.flush()
+                not_kept = await self.dead_letters.close()
+                self.ledger.left_unwritten(not_kept)
                 await self.sink.aclose()
                 if self.tokens is not None:
                     await self.tokens.aclose()
             self._handle(Event.CLOSED)
+            self.repeats.flush()
             log.info("account: %s", self.account.summary())
+        if not_kept:
+            message = (
+                f"{not_kept_words(not_kept)} could not be written anywhere: the dead-letter "
+                f"file {self.dead_letters.path} refused them at shutdown"
+            )
+            if self.fatal is not None:
+                message += f" (after: {self.fatal})"
+            raise DataNotKept(message, not_kept) from self.fatal
         if self.fatal is not None:
             raise self.fatal
 
@@ -592,7 +633,7 @@ class Worker:
                 await done.wait()
             if not done.is_set():
                 log.error(
-                    "the sink did not take everything within %.0f s",
+                    "the sink did not take everything within %g s",
                     self.settings.shutdown_timeout_s,
                 )
                 self._handle(Event.DEADLINE)

@@ -3,17 +3,22 @@
 Same schema and idempotent timestamps as the InfluxDB sink, so the file can be loaded into
 InfluxDB later (``curl --data-binary @transcripts.lp 'http://host:8086/write?db=x'`` on 1.x,
 ``influx write -f transcripts.lp`` on 2.x) and a line written twice stays one point.
+
+A full disk is an outage (``diskfull.py``): a batch that does not fit is cut off again, so the
+file never holds half a line, and the write waits for space, holding the writer (and, once
+the ring is full, the socket) as a database that is down does.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
-from typing import BinaryIO
 
 import trio
 
+from ..diskfull import Disk, append_whole
 from ..errors import FatalSinkError
 from ..lineproto import Schema, encode_batch
 from ..model import Utterance
@@ -21,44 +26,41 @@ from . import WriteResult
 
 
 class FileSink:
-    def __init__(self, path: str | os.PathLike[str], schema: Schema = Schema()) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], schema: Schema = Schema(), *, disk: Disk | None = None
+    ) -> None:
         self.path = Path(path)
         self.schema = schema
-        self._file: BinaryIO | None = None
+        self.disk = disk or Disk()
+        self._open = False
 
     def describe(self) -> str:
         return f"file {self.path.resolve()}"
 
     async def ping(self) -> bool:
         await trio.lowlevel.checkpoint()
-        return self._file is not None and not self._file.closed
+        return self._open
 
     async def open(self) -> None:
-        def _open() -> BinaryIO:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            return open(self.path, "ab", buffering=0)  # no buffer to fail again on close
-
-        self._file = await trio.to_thread.run_sync(_open)
+        try:
+            await self.disk.write(self.path, partial(append_whole, self.path, b""))
+        except OSError as exc:
+            raise FatalSinkError(
+                f"cannot open {self.path} for appending: {exc} (--output names a file in a "
+                f"writable directory)"
+            ) from exc
+        self._open = True
 
     async def write(self, utterances: Sequence[Utterance]) -> WriteResult:
-        if self._file is None:
+        if not self._open:
             raise RuntimeError("FileSink.write before open()")
         body = encode_batch(list(utterances), self.schema)
-        file = self._file
-
-        def _append() -> None:
-            remaining = memoryview(body)
-            while remaining:  # an unbuffered write may be short
-                remaining = remaining[file.write(remaining) :]
-            os.fsync(file.fileno())
-
         try:
-            await trio.to_thread.run_sync(_append)
+            await self.disk.write(self.path, partial(append_whole, self.path, body))
         except OSError as exc:
             raise FatalSinkError(f"cannot append to {self.path}: {exc}", utterances) from exc
         return WriteResult.all_acknowledged(utterances)
 
     async def aclose(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        await trio.lowlevel.checkpoint()
+        self._open = False

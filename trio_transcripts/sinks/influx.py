@@ -41,6 +41,7 @@ import trio
 from ..errors import FatalSinkError
 from ..influx_settings import Api, InfluxSettings
 from ..lineproto import encode
+from ..logthrottle import Repeated, Repeats
 from ..model import Utterance
 from ..outcomes import outcome_of, outcome_of_error
 from ..retry import Action, Decision, Service, classify
@@ -48,6 +49,15 @@ from ..retrying import Tries, retrying
 from . import Rejected, WriteResult
 
 log = logging.getLogger("trio_transcripts.sink")
+
+WRITE_RETRIES = Repeated(
+    "influx write retry",
+    "{count:,} more InfluxDB write retries in the last {seconds:.0f} s; first: {first}",
+)
+POINTS_REJECTED = Repeated(
+    "influx point rejected",
+    "InfluxDB rejected {count:,} more utterances in the last {seconds:.0f} s; first: {first}",
+)
 
 
 @dataclass(slots=True)
@@ -68,8 +78,11 @@ class InfluxSink:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
+        repeats: Repeats | None = None,
     ) -> None:
+        """``repeats`` rate-limits the lines an outage repeats (``logthrottle.py``)."""
         self.settings = settings
+        self._repeats = repeats or Repeats()
         self.api = settings.api()
         self._service = {
             Api.V1: Service.INFLUX_V1,
@@ -219,12 +232,12 @@ class InfluxSink:
 
         def say(decision: Decision, retry: int, delay: float) -> None:
             self.stats.retries += 1
-            log.warning(
-                "InfluxDB write of %d points failed (%s); retry %d in %.2f s",
-                len(items),
-                decision.detail,
-                retry,
-                delay,
+            self._repeats.log(
+                log,
+                logging.WARNING,
+                WRITE_RETRIES,
+                f"InfluxDB write of {len(items)} points failed ({decision.detail}); "
+                f"retry {retry} in {delay:.2f} s",
             )
 
         decision, _ = await retrying(
@@ -240,11 +253,12 @@ class InfluxSink:
             return WriteResult(acknowledged=len(items))
         if len(items) == 1:  # SPLIT: a batch of one is the point refused
             utterance = items[0][0]
-            log.error(
-                "InfluxDB rejected utterance %s/%s: %s",
-                utterance.conversation_id,
-                utterance.utterance_id,
-                decision.detail,
+            self._repeats.log(
+                log,
+                logging.ERROR,
+                POINTS_REJECTED,
+                f"InfluxDB rejected utterance {utterance.conversation_id}/"
+                f"{utterance.utterance_id}: {decision.detail}",
             )
             self.stats.dead_lettered += 1
             return WriteResult(rejected=(Rejected(utterance, decision.detail),))

@@ -18,8 +18,20 @@ import trio
 import trio_websocket
 
 from ..channels import SocketEnd
+from ..logthrottle import Repeated, Repeats
 
 log = logging.getLogger("trio_transcripts.source")
+
+REFUSED_BY_US = {
+    1002: "a frame that breaks the WebSocket protocol",
+    1007: "a text frame that is not valid UTF-8",
+    1009: "a frame over the 16 MiB transport limit",
+}
+"""Close codes of trio-websocket's own (wsproto's verdict on a frame), and what they mean."""
+
+SOCKETS_LOST = Repeated(
+    "socket lost", "{count:,} more sockets lost in the last {seconds:.0f} s; first: {first}"
+)
 
 SOCKET_LOST = (
     trio_websocket.HandshakeError,
@@ -60,10 +72,12 @@ async def read_socket(
     read: Reader,
     *,
     where: str,
+    repeats: Repeats,
     headers: Sequence[tuple[bytes, bytes]] = (),
     opened: Callable[[], None] = lambda: None,
 ) -> SocketEnd:
-    """Connect to ``url``, call ``opened()``, and ``read(ws)`` until it says why it stopped."""
+    """Connect to ``url``, call ``opened()``, and ``read(ws)`` until it says why it stopped.
+    A storm of losses logs one line an interval (``repeats``)."""
     try:
         async with trio_websocket.open_websocket_url(
             url,
@@ -87,10 +101,22 @@ async def read_socket(
             return SocketEnd.UNAUTHORIZED
         return SocketEnd.REJECTED
     except trio_websocket.ConnectionClosed as exc:
-        log.info("%s: socket closed: %s", where, describe(exc))
+        code = exc.reason.code if exc.reason is not None else None
+        if code in REFUSED_BY_US:
+            # trio-websocket closed it for a frame it would not take: that frame is lost with
+            # the socket, as in any drop, and its gap is recorded like theirs (``coverage.py``).
+            log.warning(
+                "%s: socket closed: %s: the server sent %s; that frame and any queued "
+                "behind it are lost, and the gap is recorded",
+                where,
+                describe(exc),
+                REFUSED_BY_US[code],
+            )
+        else:
+            log.info("%s: socket closed: %s", where, describe(exc))
         return SocketEnd.CLOSED
     except SOCKET_LOST as exc:
-        log.warning("%s: socket lost: %s", where, describe(exc))
+        repeats.log(log, logging.WARNING, SOCKETS_LOST, f"{where}: socket lost: {describe(exc)}")
         return SocketEnd.LOST
 
 

@@ -19,6 +19,7 @@ import trio_websocket
 
 from ..auth import TokenManager
 from ..channels import AFTER_STREAM, SocketEnd, Step
+from ..logthrottle import Repeats
 from ..model import Merge
 from ..redaction import redact_url
 from ..retry import Action, Backoff, Decision
@@ -57,6 +58,7 @@ class FragmentStreamSource:
         tokens: TokenManager | None,
         *,
         rng: random.Random | None = None,
+        repeats: Repeats | None = None,
     ) -> None:
         self.settings = settings
         self.tokens = tokens
@@ -65,6 +67,7 @@ class FragmentStreamSource:
         self._replaced = 0
         self._connected = False
         self._rng = rng or random.Random()
+        self._repeats = repeats or Repeats()
 
     @property
     def gaps(self) -> list[Gap]:
@@ -108,6 +111,7 @@ class FragmentStreamSource:
                 self.settings.socket,
                 read,
                 where="fragment stream",
+                repeats=self._repeats,
                 headers=headers,
                 opened=opened,
             )

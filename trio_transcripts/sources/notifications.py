@@ -67,6 +67,7 @@ from ..channels import (
 from ..config import Config
 from ..coverage import Ended, Followed, Heard, Listening, Seen, SocketGap, Unfollowed
 from ..liveness import KEEPALIVE_MS, MARGIN_MS, Liveness
+from ..logthrottle import Repeats
 from ..model import Ignored, Malformed, Merge, SessionLost
 from ..pulse import Pulse
 from ..redaction import redact_url
@@ -175,6 +176,7 @@ class NotificationsSource:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
+        repeats: Repeats | None = None,
         report: Callable[[Seen], None] | None = None,
     ) -> None:
         """``report`` is told what the source saw (``coverage.py``): followed, listening,
@@ -188,6 +190,7 @@ class NotificationsSource:
         self.tokens = tokens
         self.plan = ChannelPlan(settings.max_topics_per_channel, settings.max_channels)
         self._rng = rng or random.Random()
+        self._repeats = repeats or Repeats()
         self.api = ChannelApi(
             settings.api_url,
             tokens,
@@ -474,6 +477,7 @@ class NotificationsSource:
                 self.settings.socket,
                 partial(self._read, _Reading(slot, channel, nursery)),
                 where=f"channel {channel.id}",
+                repeats=self._repeats,
                 opened=opened,
             )
             if is_open:

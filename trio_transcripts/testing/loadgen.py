@@ -86,8 +86,23 @@ class Rendered:
         return len(self.ends)
 
 
-def render(config: SimConfig) -> Rendered:
-    """Every frame of ``config``'s calls, encoded and concatenated (pure, deterministic)."""
+def malformed_frames(count: int, valid: Sequence[str]) -> list[str]:
+    """``count`` distinct frames no parser takes: by turns a valid frame cut short (the
+    ``i``-th of ``valid``, cycling, cut at a different length each time) and a text that is
+    not JSON at all (what a proxy's error page looks like), each numbered so none repeats."""
+    frames = []
+    for i in range(count):
+        if i % 2:
+            frames.append(f"<html><body>502 Bad Gateway (upstream {i})</body></html>")
+        else:
+            text = valid[i % len(valid)]
+            frames.append(f'{{"n":{i},' + text[1 : max(2, len(text) - 1 - i % 64)])
+    return frames
+
+
+def render(config: SimConfig, malformed: int = 0) -> Rendered:
+    """Every frame of ``config``'s calls, encoded and concatenated (pure, deterministic);
+    with ``malformed``, that many :func:`malformed_frames` first (``bench --malformed``)."""
     epoch = config.epoch_ms if config.epoch_ms is not None else int(time.time() * 1000)
     calls = make_calls(config.calls, config.utterances, config.seed, epoch)
     starts = {c.conversation_id: c.session_start_ms for c in calls}
@@ -95,13 +110,17 @@ def render(config: SimConfig) -> Rendered:
     ends: list[int] = []
     finals: dict[int, dict[str, object]] = {}
     offset = 0
-    for index, frame in enumerate(stream_frames(calls, config.source, config.seed)):
-        encoded = server_frame(frame.text.encode())
+    frames = list(stream_frames(calls, config.source, config.seed))
+    texts = [f.text for f in frames]
+    for index, text in enumerate(malformed_frames(malformed, texts[:1000] or ["{}"]) + texts):
+        encoded = server_frame(text.encode())
         parts.append(encoded)
         offset += len(encoded)
         ends.append(offset)
-        for u in frame.finals:  # one at most: the generator's calls are not batched
-            finals[index] = truth_record(u, starts[frame.conversation_id])
+        if index >= malformed:
+            frame = frames[index - malformed]
+            for u in frame.finals:  # one at most: the generator's calls are not batched
+                finals[index] = truth_record(u, starts[frame.conversation_id])
     return Rendered(b"".join(parts), ends, finals, [c.conversation_id for c in calls])
 
 
@@ -343,6 +362,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rate", type=float, default=0.0, help="frames/s; 0: as fast as read")
     parser.add_argument("--truth-dir", type=Path, default=None)
+    parser.add_argument("--malformed", type=int, default=0, help="bad frames sent first")
     args = parser.parse_args()
     config = SimConfig(
         calls=args.calls,
@@ -351,7 +371,7 @@ def main() -> int:
         rate=args.rate,
         source=args.source,
     )
-    rendered = render(config)
+    rendered = render(config, args.malformed)
     generator = LoadGenerator(config, rendered)
 
     async def serve() -> None:

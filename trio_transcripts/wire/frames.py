@@ -36,14 +36,25 @@ def _finite_float(text: str) -> float:
 _decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
+def size_over(frame: str | bytes, max_bytes: int) -> int | None:
+    """``frame``'s size in UTF-8 bytes if that is over ``max_bytes``, else ``None``: the one
+    rule of both parsers' paths (``schema.decode`` too). A ``str`` is encoded only when its
+    characters (up to 4 bytes each) could come to more, so a frame of ordinary size costs
+    one ``len``."""
+    size = len(frame)
+    if isinstance(frame, str) and size > max_bytes // 4:
+        size = len(frame.encode("utf-8", "surrogatepass"))
+    return size if size > max_bytes else None
+
+
 def load_object(
     frame: str | bytes, *, max_bytes: int = DEFAULT_MAX_FRAME_BYTES
 ) -> JsonObject | Malformed:
     """Parse ``frame`` as a JSON object, or say precisely why it is not one."""
-    size = len(frame)  # characters for str: a lower bound on bytes, enough to refuse floods
-    if size > max_bytes:
+    size = size_over(frame, max_bytes)
+    if size is not None:
         return Malformed(
-            f"frame of {size} bytes exceeds the {max_bytes}-byte limit", excerpt_of(frame)
+            f"frame of {size:,} bytes exceeds the {max_bytes:,}-byte limit", excerpt_of(frame)
         )
     if isinstance(frame, bytes):
         try:

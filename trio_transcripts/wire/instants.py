@@ -28,7 +28,8 @@ def out_of_range(ms: int) -> str | None:
     """Why ``ms`` cannot be stored in InfluxDB, or None when it can."""
     if MIN_EPOCH_MS <= ms <= MAX_EPOCH_MS:
         return None
-    return f"time {ms} ms is outside InfluxDB's range (years 1677 to 2262)"
+    shown = str(ms) if -(10**24) < ms < 10**24 else f"of {len(str(abs(ms)))} digits"
+    return f"time {shown} ms is outside InfluxDB's range (years 1677 to 2262)"
 
 
 def parse_instant(value: object) -> int | str:

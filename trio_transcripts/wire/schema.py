@@ -25,6 +25,8 @@ from typing import TypeVar
 
 import msgspec
 
+from .frames import size_over
+
 
 class Alternative(msgspec.Struct, rename="camel", gc=False):
     transcript: str | None = None
@@ -91,7 +93,7 @@ def decode(decoder: msgspec.json.Decoder[T], frame: str | bytes, max_bytes: int)
     ``str`` holding a lone surrogate raises UnicodeEncodeError, a ValueError as msgspec's
     own errors are.
     """
-    if len(frame) > max_bytes:
+    if size_over(frame, max_bytes) is not None:
         return None
     try:
         if isinstance(frame, bytes):
