@@ -78,6 +78,11 @@ ONE = json.dumps(message([transcript(1)]))
             "frame of 1,048,593 bytes exceeds the 1,048,576-byte limit",
         ),
         (b'{"topicName": "\xff"}', "not UTF-8 (invalid start byte at byte 15)"),
+        (  # a time base beyond an int64 of nanoseconds: stored as a field, so refused whole
+            ONE.replace("1700000000000", '1700000000000, "transcriptionStartTimeMs": 2e19'),
+            "eventBody.transcriptionStartTimeMs: time 20000000000000000000 ms is outside",
+        ),
+        (ONE.replace("1700000000000", "1e300"), "sessionStartTimeMs: time of 301 digits ms"),
     ],
 )
 def test_what_json_or_the_limits_do_not_allow_is_malformed_and_says_why(
@@ -93,7 +98,7 @@ def test_what_json_or_the_limits_do_not_allow_is_malformed_and_says_why(
     ("frame", "problem"),
     [
         (ONE.replace('"offsetMs": 1', '"offsetMs": 99999999999999999999'), "time 1000000"),
-        (ONE.replace("1700000000000", "1e300"), "time of 301 digits ms is outside"),
+        (ONE.replace('"offsetMs": 1', '"offsetMs": 1e300'), "time of 301 digits ms is outside"),
     ],
 )
 def test_numbers_beyond_an_int64_of_nanoseconds_make_the_transcript_unreadable(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from trio_transcripts.cli import _TextFormatter
 from trio_transcripts.testing.influxd import Influxd
 from trio_transcripts.testing.simulator import SimConfig, Simulator
 
@@ -179,3 +181,14 @@ async def _lines(stream: trio.abc.ReceiveStream | None) -> AsyncIterator[str]:
                 yield json.loads(line)["message"]
             except (ValueError, KeyError):
                 yield line
+
+
+def test_a_text_log_line_is_one_line_whatever_the_message_holds() -> None:
+    # A server's message or a frame's excerpt may carry a newline and a fake record after
+    # it, or a terminal's escape codes.
+    forged = "bye\n12:00:00 ERROR   trio_transcripts: forged\x1b[2J\u2028"
+    record = logging.LogRecord(
+        "trio_transcripts.source", logging.WARNING, __file__, 1, "notice: %s", (forged,), None
+    )
+    line = _TextFormatter("%(levelname)s %(message)s").format(record)
+    assert line == "WARNING notice: bye\\n12:00:00 ERROR   trio_transcripts: forged\\x1b[2J\\u2028"

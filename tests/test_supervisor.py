@@ -16,10 +16,11 @@ import trio
 
 from trio_transcripts.account import Account
 from trio_transcripts.config import Config
+from trio_transcripts.errors import EXIT_NOT_KEPT
 from trio_transcripts.shard import Shard
 from trio_transcripts.shard_process import ACCOUNT, SNAPSHOT, Orders
 from trio_transcripts.snapshot import Snapshot
-from trio_transcripts.supervisor import COMMAND, Child, Supervisor, child_configs
+from trio_transcripts.supervisor import COMMAND, Child, Supervisor, child_configs, exit_code_of
 from trio_transcripts.testing.influxd import Influxd
 from trio_transcripts.testing.simulator import SimConfig, Simulator
 
@@ -144,3 +145,20 @@ def test_a_childs_reports_are_read_and_a_line_it_cannot_read_ends_nothing(
     assert "[0/2] a library's own print" in capsys.readouterr().err
     Supervisor._report(child, ACCOUNT + json.dumps(dataclasses.asdict(Account(persisted=7))))
     assert child.account == Account(persisted=7)
+
+
+@pytest.mark.parametrize(
+    ("runs", "fatal", "code"),
+    [
+        ([[0], [0]], False, 0),
+        ([[-9, 0], [0]], False, 0),  # a crash, restarted, then a clean stop
+        ([[EXIT_NOT_KEPT, 0], [0]], False, EXIT_NOT_KEPT),  # restarted, but that data is lost
+        ([[1], [0]], True, 1),
+        ([[1], [EXIT_NOT_KEPT]], True, EXIT_NOT_KEPT),
+        ([[0], []], False, 1),  # a child that never ran
+    ],
+)
+def test_the_supervisors_exit_code_says_data_was_not_kept_whatever_came_after(
+    runs: list[list[int]], fatal: bool, code: int
+) -> None:
+    assert exit_code_of(runs, fatal=fatal) == code

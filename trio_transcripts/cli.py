@@ -13,6 +13,7 @@ import argparse
 import importlib
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -48,13 +49,27 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+class _TextFormatter(logging.Formatter):
+    """One record, one line: control characters in a message (a server's words, a frame's
+    excerpt) are escaped as Python writes them (``\\n``, ``\\x1b``), so no input can forge
+    a log line or drive a terminal. A traceback after the message keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        if _CONTROLS.search(record.message):
+            record.message = _CONTROLS.sub(lambda m: repr(m.group())[1:-1], record.message)
+        return super().formatMessage(record)
+
+
 def setup_logging(fmt: str, debug: bool, quiet: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
-        handler.setFormatter(_JsonFormatter())
+        handler.setFormatter(_JsonFormatter())  # JSON escapes control characters itself
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+            _TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]

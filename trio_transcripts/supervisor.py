@@ -10,11 +10,12 @@ capped backoff, logged and counted; a child that exits 1 (a fatal configuration 
 credentials error, which every shard shares) stops them all, and the supervisor exits 1. A
 child that exits 74 (``errors.EXIT_NOT_KEPT``: its disk was full at its shutdown and it
 kept some records nowhere) is restarted like any other, and the supervisor's own exit code
-is then 74 too. SIGINT/SIGTERM is passed on, so each child shuts down in order; the
-supervisor exits 0 only when every child did. Each child's snapshots (JSON on its stdout)
-are merged into one status line; its log lines pass through, prefixed ``[I/N]``. At exit
-one account adds up each child's last run (a child killed outright reports none: what it
-had persisted is in the database, but not in this sum).
+is then 74 too, whatever the later runs did (``exit_code_of``). SIGINT/SIGTERM is passed
+on, so each child shuts down in order; the supervisor exits 0 only when every child did.
+Each child's snapshots (JSON on its stdout) are merged into one status line; its log lines
+pass through, prefixed ``[I/N]``. At exit one account adds up each child's last run (a
+child killed outright reports none: what it had persisted is in the database, but not in
+this sum).
 """
 
 from __future__ import annotations
@@ -87,6 +88,17 @@ class Child:
         return f"{self.index}/{self.count}"
 
 
+def exit_code_of(runs: Sequence[Sequence[int]], *, fatal: bool) -> int:
+    """The supervisor's exit code from each child's exit codes, run after run: 74 when any
+    run of any child kept something nowhere (restarted or not, that data is lost: say it
+    on), else 1 after a fatal error, else 0 only when every child's last run ended cleanly."""
+    if any(EXIT_NOT_KEPT in codes for codes in runs):
+        return EXIT_NOT_KEPT
+    if fatal:
+        return 1
+    return 0 if all(codes and codes[-1] == 0 for codes in runs) else 1
+
+
 class Supervisor:
     def __init__(
         self,
@@ -115,13 +127,7 @@ class Supervisor:
         total = self.account()
         restarts = sum(c.restarts for c in self.children)
         print(f"account: {total.summary()}; {restarts} restart(s)", file=sys.stderr)
-        last = [c.exit_codes[-1] for c in self.children if c.exit_codes]
-        if EXIT_NOT_KEPT in last:
-            return EXIT_NOT_KEPT  # a child said it kept something nowhere: say it on
-        if self.fatal:
-            return 1
-        clean = len(last) == len(self.children) and all(code == 0 for code in last)
-        return 0 if clean else 1
+        return exit_code_of([c.exit_codes for c in self.children], fatal=self.fatal)
 
     def account(self) -> Account:
         return total([c.account for c in self.children if c.account is not None])

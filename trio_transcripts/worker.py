@@ -94,8 +94,16 @@ class WriteObserver(Protocol):
         """``batch`` took ``seconds`` and became ``result``."""
 
 
+_EPOCH_OF_MONOTONIC_MS = time.time_ns() // 1_000_000 - time.monotonic_ns() // 1_000_000
+
+
 def now_ms() -> int:
-    return int(time.time() * 1000)
+    """Epoch ms that an NTP step does not move: the wall clock at import, carried on by the
+    monotonic clock. The coalescer's idle timeout runs on it, so a step forward does not
+    flush every pending utterance at once and a step back does not hold them for the
+    step; the start it gives a fragment that came with none is on it too (``coalesce.py``),
+    in order. Every other time stored is the platform's."""
+    return time.monotonic_ns() // 1_000_000 + _EPOCH_OF_MONOTONIC_MS
 
 
 class Worker:

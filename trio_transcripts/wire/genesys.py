@@ -210,6 +210,9 @@ def strict_transcription(
     communication_id = body.communication_id
     session_start = body.session_start_time_ms
     transcription_start = body.transcription_start_time_ms
+    for base in (session_start, transcription_start):
+        if base is not None and not MIN_EPOCH_MS <= base <= MAX_EPOCH_MS:
+            return None
     status: SessionStatus | None = None
     if body.status is not None and body.status.status is not None:
         status = _STATUS_OF_NAME.get(body.status.status, SessionStatus.UNKNOWN)
@@ -357,6 +360,13 @@ def _transcription(
         r.errors.extend(raw_status.errors)
         if name is not None:
             status = _STATUS_OF_NAME.get(name, SessionStatus.UNKNOWN)
+    for key, base in (
+        ("sessionStartTimeMs", session_start),
+        ("transcriptionStartTimeMs", transcription_start),
+    ):
+        # Stored as int64 fields (the extras): one InfluxDB cannot hold is a broken message.
+        if base is not None and (why := out_of_range(base)) is not None:
+            r.errors.append(f"eventBody.{key}: {why}")
     if r.errors:
         return _malformed(r.errors, frame)
 
