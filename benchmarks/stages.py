@@ -83,7 +83,7 @@ def _round(source: str, stream: bytes, ends: list[int], influx_url: str | None) 
         utterances = [
             action.utterance
             for event in events
-            for action in router.route(event, 0)
+            for action in router.route(event, 0, 0)
             if isinstance(action, Enqueue)
         ]
         times["route"] += clock() - at

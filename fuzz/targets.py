@@ -86,7 +86,7 @@ def coalescer(data: bytes) -> None:
             fragment = Fragment(
                 key[0], key[1], "agent", chr(0x20 + (op & 0x3F)), None, None, None, bool(op & 0x80)
             )
-            events = coalescer.feed(fragment, now)
+            events = coalescer.feed(fragment, now, now)
             if not any(isinstance(e, Duplicate) for e in events):
                 sent[key] = sent.get(key, "") + fragment.text
             take(events)

@@ -78,11 +78,6 @@ ONE = json.dumps(message([transcript(1)]))
             "frame of 1,048,593 bytes exceeds the 1,048,576-byte limit",
         ),
         (b'{"topicName": "\xff"}', "not UTF-8 (invalid start byte at byte 15)"),
-        (  # a time base beyond an int64 of nanoseconds: stored as a field, so refused whole
-            ONE.replace("1700000000000", '1700000000000, "transcriptionStartTimeMs": 2e19'),
-            "eventBody.transcriptionStartTimeMs: time 20000000000000000000 ms is outside",
-        ),
-        (ONE.replace("1700000000000", "1e300"), "sessionStartTimeMs: time of 301 digits ms"),
     ],
 )
 def test_what_json_or_the_limits_do_not_allow_is_malformed_and_says_why(
@@ -99,6 +94,11 @@ def test_what_json_or_the_limits_do_not_allow_is_malformed_and_says_why(
     [
         (ONE.replace('"offsetMs": 1', '"offsetMs": 99999999999999999999'), "time 1000000"),
         (ONE.replace('"offsetMs": 1', '"offsetMs": 1e300'), "time of 301 digits ms is outside"),
+        (  # a time base beyond an int64 of nanoseconds: stored with each row, so none can be
+            ONE.replace("1700000000000", '1700000000000, "transcriptionStartTimeMs": 2e19'),
+            "eventBody.transcriptionStartTimeMs: time 20000000000000000000 ms is outside",
+        ),
+        (ONE.replace("1700000000000", "1e300"), "sessionStartTimeMs: time of 301 digits ms"),
     ],
 )
 def test_numbers_beyond_an_int64_of_nanoseconds_make_the_transcript_unreadable(
@@ -114,6 +114,23 @@ def test_nesting_the_fast_path_takes_is_read_and_deeper_is_set_aside() -> None:
     nested = message([transcript(1)], extra=json.loads("[" * 100 + "]" * 100))
     event = parse_notification(json.dumps(nested))
     assert isinstance(event, Transcription) and [f.utterance_id for f in event.fragments] == ["u1"]
+    deep = (
+        json.dumps(message([transcript(1)]))
+        .replace('"extra"', "x")
+        .replace("[{", '[{"extra": ' + "[" * 5_000 + "]" * 5_000 + ", ", 1)
+    )
+    event = parse_notification(deep)
+    assert isinstance(event, Malformed) and event.reason == "frame nests too deeply"
+
+
+def test_a_session_end_with_a_time_base_beyond_range_still_ends_the_session() -> None:
+    frame = json.loads(ONE)
+    frame["eventBody"]["sessionStartTimeMs"] = 2 * 10**19
+    frame["eventBody"]["status"] = {"status": "SESSION_ENDED"}
+    event = parse_notification(json.dumps(frame))
+    assert isinstance(event, Transcription) and event.session_ended and event.fragments == ()
+    [problem] = event.problems
+    assert "sessionStartTimeMs: time 20000000000000000000 ms is outside" in problem
 
 
 KEYS = ["topicName", "eventBody", "transcripts", "utteranceId", "isFinal", "transcript"]

@@ -64,7 +64,7 @@ def run(coalescer: Coalescer, fragments: list[Fragment]) -> tuple[list[Utterance
     emitted: list[Utterance] = []
     duplicates: list[Duplicate] = []
     for now, fragment in enumerate(fragments):
-        for event in coalescer.feed(fragment, now_ms=1_000_000 + now):
+        for event in coalescer.feed(fragment, now_ms=1_000_000 + now, tick_ms=1_000_000 + now):
             (emitted if isinstance(event, Utterance) else duplicates).append(event)
     emitted.extend(coalescer.flush())
     return emitted, duplicates
@@ -125,7 +125,7 @@ def test_bounded_pending_flushes_oldest_as_partial_and_loses_no_text(
     coalescer = Coalescer(merge, max_pending=bound)
     emitted: list[Utterance] = []
     for now, fragment in enumerate(plan.fragments()):
-        emitted += [e for e in coalescer.feed(fragment, now) if isinstance(e, Utterance)]
+        emitted += [e for e in coalescer.feed(fragment, now, now) if isinstance(e, Utterance)]
         assert coalescer.pending <= bound
     emitted += coalescer.flush()
     if merge is Merge.APPEND:
@@ -143,7 +143,7 @@ def test_append_text_does_not_depend_on_how_it_was_split(text: str, cuts: list[i
     events = []
     for i, piece in enumerate(pieces):
         events += coalescer.feed(
-            Fragment("c", "u", "agent", piece, None, 5, 9, i == len(pieces) - 1), 0
+            Fragment("c", "u", "agent", piece, None, 5, 9, i == len(pieces) - 1), 0, 0
         )
     (utterance,) = events
     assert isinstance(utterance, Utterance)
@@ -158,10 +158,10 @@ def fragment(
 
 def test_expire_flushes_only_idle_utterances() -> None:
     coalescer = Coalescer(Merge.APPEND, idle_timeout_ms=60_000)
-    coalescer.feed(fragment("old", "a"), now_ms=0)
-    coalescer.feed(fragment("new", "b"), now_ms=50_000)
-    assert coalescer.expire(now_ms=59_999) == []
-    (partial,) = coalescer.expire(now_ms=60_000)
+    coalescer.feed(fragment("old", "a"), now_ms=0, tick_ms=0)
+    coalescer.feed(fragment("new", "b"), now_ms=50_000, tick_ms=50_000)
+    assert coalescer.expire(tick_ms=59_999) == []
+    (partial,) = coalescer.expire(tick_ms=60_000)
     assert (partial.utterance_id, partial.final, partial.text) == ("old", False, "a")
     assert partial.start_ms == 0, "no times given: starts when its first fragment arrived"
     assert coalescer.pending == 1
@@ -169,16 +169,16 @@ def test_expire_flushes_only_idle_utterances() -> None:
 
 def test_flush_one_conversation_at_session_end() -> None:
     coalescer = Coalescer(Merge.REVISE)
-    coalescer.feed(fragment("u1", "x", conversation="a"), 0)
-    coalescer.feed(fragment("u2", "y", conversation="b"), 0)
+    coalescer.feed(fragment("u1", "x", conversation="a"), 0, 0)
+    coalescer.feed(fragment("u2", "y", conversation="b"), 0, 0)
     assert [u.conversation_id for u in coalescer.flush("a")] == ["a"]
     assert coalescer.pending_conversations() == {"b"}
 
 
 def test_late_fragment_after_final_is_a_duplicate_with_a_reason() -> None:
     coalescer = Coalescer(Merge.APPEND)
-    coalescer.feed(fragment("u", "done", final=True), 0)
-    (event,) = coalescer.feed(fragment("u", "late"), 1)
+    coalescer.feed(fragment("u", "done", final=True), 0, 0)
+    (event,) = coalescer.feed(fragment("u", "late"), 1, 1)
     assert isinstance(event, Duplicate)
     assert "already emitted" in event.reason
     assert event.fragment.text == "late"
@@ -188,15 +188,15 @@ def test_late_fragment_after_final_is_a_duplicate_with_a_reason() -> None:
 def test_remember_window_is_bounded() -> None:
     coalescer = Coalescer(Merge.APPEND, remember=2)
     for u in "abc":
-        coalescer.feed(fragment(u, u, final=True), 0)
-    (again,) = coalescer.feed(fragment("a", "a", final=True), 0)
+        coalescer.feed(fragment(u, u, final=True), 0, 0)
+    (again,) = coalescer.feed(fragment("a", "a", final=True), 0, 0)
     assert isinstance(again, Utterance), "beyond the window a key is forgotten, by design"
 
 
 def test_end_is_never_before_start() -> None:
     coalescer = Coalescer(Merge.REVISE)
     (u,) = coalescer.feed(
-        msgspec.structs.replace(fragment("u", "t", final=True), start_ms=100, end_ms=50), 0
+        msgspec.structs.replace(fragment("u", "t", final=True), start_ms=100, end_ms=50), 0, 0
     )
     assert isinstance(u, Utterance)
     assert (u.start_ms, u.end_ms) == (100, 100)
@@ -205,3 +205,14 @@ def test_end_is_never_before_start() -> None:
 def test_bad_limits_are_refused() -> None:
     with pytest.raises(ValueError, match="max_pending"):
         Coalescer(Merge.APPEND, max_pending=0)
+
+
+def test_idleness_is_on_the_monotonic_tick_and_a_missing_start_on_the_wall_clock() -> None:
+    # NTP steps the wall clock: an hour forward must not flush every pending utterance at
+    # once, nor an hour back hold them for an hour; the start given is the wall clock's.
+    coalescer = Coalescer(Merge.APPEND, idle_timeout_ms=60_000)
+    coalescer.feed(fragment("u", "a"), now_ms=1_773_957_874_000, tick_ms=0)
+    coalescer.feed(fragment("u", "b"), now_ms=1_773_957_874_000 + 3_600_000, tick_ms=1_000)
+    assert coalescer.expire(tick_ms=60_999) == []
+    (partial,) = coalescer.expire(tick_ms=61_000)
+    assert (partial.text, partial.start_ms) == ("ab", 1_773_957_874_000)

@@ -18,9 +18,14 @@ import trio
 import trio.testing
 
 from trio_transcripts.cli import exit_code
+from trio_transcripts.completeness import Completeness
 from trio_transcripts.config import WorkerSettings
+from trio_transcripts.coverage import Gap as CoverageGap
+from trio_transcripts.coverage import Why
 from trio_transcripts.diskfull import Disk, append_whole
-from trio_transcripts.errors import EXIT_NOT_KEPT, DataNotKept
+from trio_transcripts.errors import EXIT_NOT_KEPT, DataNotKept, FatalError
+from trio_transcripts.gaprecords import BackfillQueue
+from trio_transcripts.journal import Journal
 from trio_transcripts.lineproto import decode
 from trio_transcripts.model import Fragment, Merge, Utterance
 from trio_transcripts.retry import Backoff
@@ -281,3 +286,131 @@ async def test_the_worker_process_on_a_full_disk_exits_74_and_says_what_it_did_n
     assert "could not be written anywhere" in text and "NOT KEPT anywhere" in text
     assert "written to" not in text, "nothing said written that was not"
     stored_ids(out)  # whole lines only
+
+
+async def test_a_torn_last_line_left_by_a_crash_is_cut_when_the_file_sink_opens(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "out.lp"
+    sink = FileSink(out)
+    await sink.open()
+    await sink.write([utterance(0)])
+    whole = out.read_bytes()
+    # What a SIGKILL between a short write and its roll-back leaves:
+    out.write_bytes(whole + b'transcriptions,conversationId=conv-1 text="half')
+    sink = FileSink(out)
+    await sink.open()
+    await sink.write([utterance(1)])
+    assert stored_ids(out) == ["utt-0", "utt-1"] and out.read_bytes().startswith(whole)
+    assert "cut 47 bytes of a torn last line" in caplog.text
+
+
+async def test_the_state_directory_on_a_full_disk_waits_in_memory_and_is_said(
+    small_disk: Path,
+) -> None:
+    state = small_disk / "state"
+    disk = Disk()
+    completeness = Completeness(BackfillQueue(state), Journal(state), disk=disk)
+    completeness.start((), ("c-1",), keep_settled_ms=3_600_000)
+    filler = fill(small_disk)
+    gap = CoverageGap("c-1", 1_000, 2_000, Why.DROP, ("m",))
+    completeness.queue_gaps([gap])
+    completeness.flush(keep_settled_ms=3_600_000)
+    # The journal's few bytes may still fit its last page; the queue's new record does not.
+    assert "backfill-queue.jsonl" in [r.path.name for r in disk.refused()]
+    unwritten = completeness.unwritten()
+    assert unwritten.disk_full and unwritten.counts["gap record"] == 1
+    assert "(--state-dir)" in unwritten.where[0]
+    filler.unlink()
+    completeness.flush(keep_settled_ms=3_600_000)
+    assert disk.refused() == () and completeness.unwritten().counts == {}
+    assert list(BackfillQueue(state).load()) == ["c-1"], "the gap record is on disk"
+
+
+async def test_a_dead_letter_file_that_cannot_be_written_exits_1_not_74(
+    read_only_dir: Path, tmp_path: Path
+) -> None:
+    # Waiting does not make a read-only directory writable: that is not the disk being full.
+    letters = DeadLetters(read_only_dir / "dead.jsonl")
+    letters.put_nowait("frame", b'{"kind": "frame"}\n')
+    unwritten = await letters.close()
+    assert dict(unwritten.counts) == {"frame": 1} and not unwritten.disk_full
+    worker = Worker(
+        source=ChannelSource(trio.open_memory_channel[Fragment](0)[1]),
+        sink=FileSink(tmp_path / "out.lp"),
+        dead_letters=letters,
+    )
+    with pytest.RaisesGroup(FatalError, check=lambda e: not isinstance(e, DataNotKept)) as caught:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(worker.run)
+            worker.stop()
+    error = caught.value.exceptions[0]
+    assert "1 frame(s) could not be written anywhere: the dead-letter file" in str(error)
+
+    def command() -> int:
+        raise error
+
+    assert exit_code(command, debug=False) == 1
+
+
+class Gate:
+    """A store that is down until ``opened`` is set, then takes everything, remembering it."""
+
+    def __init__(self) -> None:
+        self.opened = trio.Event()
+        self.taken: list[str] = []
+
+    async def open(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def write(self, utterances: Sequence[Utterance]) -> WriteResult:
+        await self.opened.wait()
+        self.taken += [u.utterance_id for u in utterances]
+        return WriteResult.all_acknowledged(utterances)
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    def describe(self) -> str:
+        return "a store that is down"
+
+
+async def test_the_spool_on_a_disk_that_fills_mid_stream_loses_and_repeats_nothing(
+    small_disk: Path,
+) -> None:
+    # Real time: the spool's appends run in threads, which a mock clock would jump past.
+    disk = Disk(backoff=QUICK)
+    store = Gate()
+    send, receive = trio.open_memory_channel[Fragment](0)
+    worker = Worker(
+        source=ChannelSource(receive),
+        sink=store,
+        spool=Spool(small_disk / "spool"),
+        dead_letters=DeadLetters(small_disk / "dead.jsonl", disk=disk),
+        disk=disk,
+        settings=WorkerSettings(batch_wait_ms=1, buffer_capacity=50, spool_after_s=0.05),
+    )
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(worker.run)
+            for i in range(20):  # the store is down: these go to the spool
+                await send.send(final(i))
+            await until(lambda: worker.account.spooled == 20)
+            filler = fill(small_disk)
+
+            async def send_more() -> None:
+                for i in range(20, 120):
+                    await send.send(final(i))
+
+            nursery.start_soon(send_more)
+            # The spool refuses, the batch waits for the store, the ring fills: backpressure.
+            await until(lambda: worker.snapshot().disk_full and worker.snapshot().ring_paused)
+            checks = readiness(worker.snapshot(), ready_sink_s=60)
+            assert not checks["disk"]["ok"] and "spool" in str(checks["disk"]["detail"])
+            filler.unlink()
+            store.opened.set()
+            await until(lambda: len(store.taken) == 120 and worker.idle())
+            worker.stop()
+    assert sorted(store.taken) == [f"utt-{i:04d}" for i in range(120)], "each once"
+    assert worker.account.persisted == 120 and worker.account.not_kept == {}
+    assert Spool(small_disk / "spool").files() == [], "replayed whole, and removed"

@@ -31,14 +31,14 @@ def transcription(
 
 def test_malformed_frame_is_set_aside_with_its_reason() -> None:
     router = Router(Coalescer(Merge.REVISE))
-    assert router.route(Malformed("invalid JSON"), NOW) == [SetAsideFrame("invalid JSON")]
+    assert router.route(Malformed("invalid JSON"), NOW, NOW) == [SetAsideFrame("invalid JSON")]
     assert (router.counts.frames, router.counts.malformed) == (1, 1)
 
 
 def test_unreadable_transcript_sets_the_frame_aside_and_keeps_the_rest() -> None:
     router = Router(Coalescer(Merge.REVISE))
     actions = router.route(
-        transcription(fragment("u1", "hello", True), problems=("no utteranceId",)), NOW
+        transcription(fragment("u1", "hello", True), problems=("no utteranceId",)), NOW, NOW
     )
     assert actions[0] == SetAsideFrame("no utteranceId")
     (enqueued,) = actions[1:]
@@ -48,40 +48,40 @@ def test_unreadable_transcript_sets_the_frame_aside_and_keeps_the_rest() -> None
 
 def test_interim_hypotheses_enqueue_nothing_and_the_final_enqueues_once() -> None:
     router = Router(Coalescer(Merge.REVISE))
-    assert router.route(transcription(fragment("u1", "hel", False)), NOW) == []
-    (action,) = router.route(transcription(fragment("u1", "hello", True)), NOW)
+    assert router.route(transcription(fragment("u1", "hel", False)), NOW, NOW) == []
+    (action,) = router.route(transcription(fragment("u1", "hello", True)), NOW, NOW)
     assert isinstance(action, Enqueue) and action.utterance.final
     assert router.counts.fragments == 2
 
 
 def test_a_redelivered_final_is_counted_and_ignored() -> None:
     router = Router(Coalescer(Merge.REVISE))
-    router.route(transcription(fragment("u1", "hello", True)), NOW)
-    assert router.route(transcription(fragment("u1", "hello", True)), NOW) == []
+    router.route(transcription(fragment("u1", "hello", True)), NOW, NOW)
+    assert router.route(transcription(fragment("u1", "hello", True)), NOW, NOW) == []
     assert router.counts.duplicates == 1 and router.counts.finals == 1
 
 
 def test_text_appended_after_the_final_is_set_aside() -> None:
     router = Router(Coalescer(Merge.APPEND))
-    router.route(fragment("u1", "hello", True), NOW)
+    router.route(fragment("u1", "hello", True), NOW, NOW)
     late = fragment("u1", " again", False)
-    (action,) = router.route(late, NOW)
+    (action,) = router.route(late, NOW, NOW)
     assert isinstance(action, SetAsideFragment) and action.fragment == late
     assert router.counts.duplicates == 1
 
 
 def test_a_revised_hypothesis_after_the_final_is_only_counted() -> None:
     router = Router(Coalescer(Merge.REVISE))
-    router.route(transcription(fragment("u1", "hello", True)), NOW)
-    assert router.route(transcription(fragment("u1", "hello there", False)), NOW) == []
+    router.route(transcription(fragment("u1", "hello", True)), NOW, NOW)
+    assert router.route(transcription(fragment("u1", "hello there", False)), NOW, NOW) == []
     assert router.counts.duplicates == 1
 
 
 def test_session_end_flushes_that_conversation_as_partials() -> None:
     router = Router(Coalescer(Merge.REVISE))
-    router.route(transcription(fragment("u1", "hel", False)), NOW)
-    router.route(fragment("u9", "other call", False, conversation="c2"), NOW)
-    (action,) = router.route(transcription(ended=True), NOW)
+    router.route(transcription(fragment("u1", "hel", False)), NOW, NOW)
+    router.route(fragment("u9", "other call", False, conversation="c2"), NOW, NOW)
+    (action,) = router.route(transcription(ended=True), NOW, NOW)
     assert isinstance(action, Enqueue)
     assert action.utterance.utterance_id == "u1" and not action.utterance.final
     assert router.counts.partials == 1 and router.coalescer.pending == 1
@@ -89,20 +89,20 @@ def test_session_end_flushes_that_conversation_as_partials() -> None:
 
 def test_a_session_lost_unseen_flushes_that_conversation_and_is_no_frame() -> None:
     router = Router(Coalescer(Merge.REVISE))
-    router.route(transcription(fragment("u1", "hel", False)), NOW)
-    router.route(fragment("u9", "other call", False, conversation="c2"), NOW)
-    (action,) = router.route(SessionLost("c1", silent_ms=400_000), NOW)
+    router.route(transcription(fragment("u1", "hel", False)), NOW, NOW)
+    router.route(fragment("u9", "other call", False, conversation="c2"), NOW, NOW)
+    (action,) = router.route(SessionLost("c1", silent_ms=400_000), NOW, NOW)
     assert isinstance(action, Enqueue)
     assert action.utterance.utterance_id == "u1" and not action.utterance.final
     assert router.counts.sessions_lost == 1 and router.counts.partials == 1
     assert router.counts.frames == 2 and router.coalescer.pending == 1
-    assert router.route(SessionLost("c1", silent_ms=1), NOW) == []
+    assert router.route(SessionLost("c1", silent_ms=1), NOW, NOW) == []
 
 
 def test_flush_and_expire_count_partials() -> None:
     router = Router(Coalescer(Merge.APPEND, idle_timeout_ms=1_000))
-    router.route(fragment("u1", "a", False), NOW)
-    router.route(fragment("u2", "b", False), NOW + 5_000)
+    router.route(fragment("u1", "a", False), NOW, NOW)
+    router.route(fragment("u2", "b", False), NOW + 5_000, NOW + 5_000)
     (expired,) = router.expire(NOW + 5_500)
     assert expired.utterance.utterance_id == "u1"
     (flushed,) = router.flush()

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
-import pytest
 import trio
 import trio.testing
 
@@ -21,7 +19,7 @@ from trio_transcripts.sources import Emit
 from trio_transcripts.testing.harness import run_until_accounted
 from trio_transcripts.testing.influxd import Influxd
 from trio_transcripts.testing.simulator import FRAGMENT_PATH, Faults, SimConfig, Simulator
-from trio_transcripts.worker import Worker, now_ms
+from trio_transcripts.worker import Worker
 
 from .pipeline import assert_matches_truth, finals_in, pipeline_config, run_to_completion
 from .test_account import ListSource
@@ -244,15 +242,3 @@ async def test_stopped_before_it_starts_a_worker_waiting_for_a_token_returns_at_
     with trio.fail_after(1):  # mock time: the refresher's backoff would pass it
         await worker.run()
     assert worker.lifecycle.stage.value == "closed"
-
-
-def test_the_coalescers_clock_does_not_follow_a_step_of_the_wall_clock(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # NTP steps the wall clock; an idle timeout measured on it would flush every pending
-    # utterance at once (a step forward) or hold them for the step (back).
-    before = now_ms()
-    monkeypatch.setattr(time, "time", lambda: 0.0)
-    monkeypatch.setattr(time, "time_ns", lambda: 0)
-    after = now_ms()
-    assert 0 <= after - before < 60_000

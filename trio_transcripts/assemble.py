@@ -134,13 +134,20 @@ def backfills(config: Config, tokens: TokenManager | None) -> bool:
 
 
 def assemble(
-    config: Config, *, store: Sink | None = None, observer: WriteObserver | None = None
+    config: Config,
+    *,
+    store: Sink | None = None,
+    observer: WriteObserver | None = None,
+    disk: Disk | None = None,
+    repeats: Repeats | None = None,
 ) -> Worker:
     """The worker ``config`` describes; ``store`` replaces the configured sink (the spool,
-    when configured, still goes around it); ``observer`` is told of every write (metrics)."""
+    when configured, still goes around it); ``observer`` is told of every write (metrics).
+    A ``store`` of the caller's that writes files or logs floods takes the worker's ``disk``
+    and ``repeats`` (``demo.py``): given here, they are the ones the worker reports."""
     tokens = token_manager(config)
-    disk = Disk()  # every file below is written through it: which a full disk refuses
-    repeats = Repeats()  # and every part's flood of one kind of line is one line an interval
+    disk = disk or Disk()  # every file below is written through it: which a full disk refuses
+    repeats = repeats or Repeats()  # every part's flood of one kind of line: one line an interval
     dead_letters = DeadLetters(config.dead_letter_path, schema=config.schema, disk=disk)
     # The backfill compares with what is stored, so only a store it can read back: the
     # configured one, not a caller's own (a channel of utterances, a sink of theirs).
@@ -150,7 +157,7 @@ def assemble(
     completeness = None
     if not own_store and backfills(config, tokens):
         state = config.state_path
-        completeness = Completeness(BackfillQueue(state), Journal(state))
+        completeness = Completeness(BackfillQueue(state), Journal(state), disk=disk)
     source = configured_source(config, tokens, completeness, repeats)
     backfill = None
     if completeness is not None and tokens is not None and isinstance(source, NotificationsSource):

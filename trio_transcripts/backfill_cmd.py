@@ -23,6 +23,7 @@ from .assemble import configured_sink, stored_lookup, token_manager
 from .backfill import BackfillCounts, Failed, InProgress, fetch_transcripts, fill
 from .config import Config, load_config
 from .errors import ConfigError, FatalError
+from .logthrottle import Repeats
 from .postcall import NotYet, PostCallClient, Refused
 from .settings import given
 from .show import DURATION, UNIT_S, add_store_arguments
@@ -71,7 +72,8 @@ async def backfill(config: Config, args: argparse.Namespace) -> int:
     tokens = token_manager(config)
     if tokens is None or not config.api_url:
         raise ConfigError(["backfill needs GENESYS_CLIENT_ID, GENESYS_CLIENT_SECRET and a region"])
-    sink = configured_sink(config)
+    repeats = Repeats()  # a store's retries and refusals: counted, and said at the end
+    sink = configured_sink(config, repeats=repeats)
     client = PostCallClient(config.api_url, tokens)
     counts = BackfillCounts()
     waiting: list[str] = []
@@ -93,9 +95,12 @@ async def backfill(config: Config, args: argparse.Namespace) -> int:
             nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
-            await client.aclose()
-            await sink.aclose()
-            await tokens.aclose()
+            try:
+                await client.aclose()
+                await sink.aclose()
+                await tokens.aclose()
+            finally:
+                repeats.flush()
     print(
         f"backfill: {counts.conversations} call(s) done, {counts.written} utterance(s) written, "
         f"{counts.covered} already stored live, {counts.repeated} backfilled before; "

@@ -14,6 +14,11 @@ written in large slices. Each of ``--repeat`` runs (a fresh generator each) has 
    frame, latency from the generator handing a final to its socket to the sink acknowledging
    its point, peak RSS.
 
+With ``--malformed N`` the stream opens with N distinct frames no parser takes (cut short, or
+not JSON; ``testing/loadgen.py``): the flood's rate runs from the first frame read to the
+last one's dead-letter record on disk (written and fsynced), beside the ceiling's rate over
+the same frames, and every record is read back and counted (each frame once, whole).
+
 Each figure is the median of the runs, with its range (this machine moves by +-30 % from run
 to run; compare ratios measured in one run). Then a full 10,000-slot buffer is written into
 the sink, timed (the shutdown target).
@@ -28,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import resource
 import signal
@@ -126,15 +132,13 @@ class _FrameClock:
     subscriptions) nor idle time after a stream that ended early dilutes it.
     """
 
-    def __init__(self, inner: Source, total: int, flood: int = 0) -> None:
+    def __init__(self, inner: Source, total: int) -> None:
         self.inner = inner
         self.total = total
-        self.flood = flood
         self.count = 0
         self.all_read = trio.Event()
         self.first: float | None = None
         self.latest = 0.0
-        self.flood_read_at = 0.0  # when the last of the ``flood`` first frames arrived
 
     @property
     def kind(self) -> str:
@@ -156,13 +160,26 @@ class _FrameClock:
             if self.first is None:
                 self.first = self.latest
             self.count += 1
-            if self.count == self.flood:
-                self.flood_read_at = self.latest
             if self.count == self.total:
                 self.all_read.set()
             await emit(event, frame)
 
         await self.inner.run(timed, task_status=task_status)
+
+
+class _LetterClock(DeadLetters):
+    """The worker's dead letters, noting when the last of the ``flood`` frames' records was
+    on disk (written and fsynced): the flood's rate is frames in to records on disk."""
+
+    def __init__(self, path: Path, flood: int) -> None:
+        super().__init__(path)
+        self.flood = flood
+        self.flood_on_disk_at = 0.0
+
+    async def flush(self, deadline: float = math.inf) -> None:
+        await super().flush(deadline)
+        if self.flood and not self.flood_on_disk_at and self.counts.get("frame", 0) >= self.flood:
+            self.flood_on_disk_at = trio.current_time()
 
 
 @dataclass
@@ -359,12 +376,13 @@ async def _worker_phase(
         status_interval_s=3600,
     )
     tokens = token_manager(config)
-    clock = _FrameClock(configured_source(config, tokens), gen.frames, flood)
+    clock = _FrameClock(configured_source(config, tokens), gen.frames)
+    letters = _LetterClock(config.dead_letter_path, flood)
     tap = _AckTimes(sink)
     worker = Worker(
         source=clock,
         sink=tap,
-        dead_letters=DeadLetters(config.dead_letter_path),
+        dead_letters=letters,
         tokens=tokens,
         settings=config,
     )
@@ -398,7 +416,7 @@ async def _worker_phase(
     first = clock.first if clock.first is not None else started
     set_aside = await trio.to_thread.run_sync(_frames_set_aside, config.dead_letter_path)
     return {
-        "flood_s": clock.flood_read_at - first if clock.flood_read_at else 0.0,
+        "flood_s": letters.flood_on_disk_at - first if letters.flood_on_disk_at else 0.0,
         "malformed_set_aside": len(set_aside),
         "malformed_distinct": len(set(set_aside)),
         "frames": frames,

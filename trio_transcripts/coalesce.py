@@ -67,8 +67,8 @@ class _Pending:
     confidence: float | None
     start_ms: int | None
     end_ms: int | None
-    first_seen_ms: int
-    last_seen_ms: int
+    first_seen_ms: int  # epoch ms (the wall clock): a start for a fragment that had none
+    last_seen_tick_ms: int  # the monotonic clock: idleness, which a wall-clock step must not move
     fragments: int = 0
     extras: Extras = ()
 
@@ -135,8 +135,9 @@ class Coalescer:
             peak_pending=self._peak,
         )
 
-    def feed(self, fragment: Fragment, now_ms: int) -> list[CoalescerEvent]:
-        """Take one fragment; return what became ready (at most two events)."""
+    def feed(self, fragment: Fragment, now_ms: int, tick_ms: int) -> list[CoalescerEvent]:
+        """Take one fragment at epoch ``now_ms`` (``tick_ms`` on the monotonic clock, which
+        :meth:`expire` measures idleness on); return what became ready (at most two)."""
         self._fed += 1
         key = (fragment.conversation_id, fragment.utterance_id)
         if key in self._emitted:
@@ -160,18 +161,18 @@ class Coalescer:
                 start_ms=None,
                 end_ms=None,
                 first_seen_ms=now_ms,
-                last_seen_ms=now_ms,
+                last_seen_tick_ms=tick_ms,
             )
-        self._apply(state, fragment, now_ms)
+        self._apply(state, fragment, tick_ms)
         self._pending[key] = state
         self._peak = max(self._peak, len(self._pending))
         if fragment.is_final:
             events.append(self._emit(key, final=True))
         return events
 
-    def _apply(self, state: _Pending, fragment: Fragment, now_ms: int) -> None:
+    def _apply(self, state: _Pending, fragment: Fragment, tick_ms: int) -> None:
         state.fragments += 1
-        state.last_seen_ms = now_ms
+        state.last_seen_tick_ms = tick_ms
         if fragment.speaker != UNKNOWN_SPEAKER:
             state.speaker = fragment.speaker
         extras = fragment.extras
@@ -226,8 +227,8 @@ class Coalescer:
         keys = [k for k in self._pending if conversation_id is None or k[0] == conversation_id]
         return [self._emit(key, final=False) for key in keys]
 
-    def expire(self, now_ms: int) -> list[Utterance]:
+    def expire(self, tick_ms: int) -> list[Utterance]:
         """Emit, as partials, utterances with no fragment for ``idle_timeout_ms``."""
-        cutoff = now_ms - self.idle_timeout_ms
-        keys = [k for k, s in self._pending.items() if s.last_seen_ms <= cutoff]
+        cutoff = tick_ms - self.idle_timeout_ms
+        keys = [k for k, s in self._pending.items() if s.last_seen_tick_ms <= cutoff]
         return [self._emit(key, final=False) for key in keys]

@@ -17,10 +17,12 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import trio
 
 from .coverage import Changes, Coverage, Gap, Resumed, Seen, Why, fold
+from .diskfull import Disk, Unwritten, is_full
 from .gaprecords import BackfillQueue, now_ms
 from .journal import Journal
 from .wire.instants import iso_of
@@ -40,10 +42,21 @@ class Absence:
 class Completeness:
     """Records reports (module docstring); its parts are passed in."""
 
-    def __init__(self, queue: BackfillQueue, journal: Journal, *, flush_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        queue: BackfillQueue,
+        journal: Journal,
+        *,
+        flush_s: float = 1.0,
+        disk: Disk | None = None,
+    ) -> None:
+        """``disk`` is told when a full disk refuses the journal or the gap queue (and when
+        it takes them again), for readiness and the metrics (``diskfull.py``): both are
+        written on this object's own cadence, every ``flush_s``, and wait in memory."""
         self.queue = queue
         self.journal = journal
         self.flush_s = flush_s
+        self.disk = disk or Disk()
         self.coverage = Coverage()
         self.recorded: Counter[Why] = Counter()  # gaps queued, by why
         self._queues: tuple[str, ...] = ()
@@ -51,6 +64,7 @@ class Completeness:
         # Gaps whose record the disk refused (full): kept, and written with the next flush.
         self._unrecorded: list[Gap] = []
         self._record_failing_since: float | None = None  # monotonic
+        self._refused_full = False  # the last refusal, of either file, was a full disk
 
     def start(
         self, queues: Sequence[str], conversations: Sequence[str], keep_settled_ms: int
@@ -121,6 +135,7 @@ class Completeness:
         try:
             self.queue.record(gaps)
         except OSError as exc:
+            self._refused(self.queue.path, exc)
             if self._record_failing_since is None:  # said once until it works again
                 self._record_failing_since = time.monotonic()
                 log.error(
@@ -132,6 +147,7 @@ class Completeness:
                     self.flush_s,
                 )
             return
+        self.disk.note_written(self.queue.path)
         if self._record_failing_since is not None:
             log.warning(
                 "gap records written to %s again, after %.0f s",
@@ -167,6 +183,22 @@ class Completeness:
                     self.queue.path,
                 )
 
+    def _refused(self, path: Path, exc: OSError) -> None:
+        self._refused_full = is_full(exc)
+        if self._refused_full:
+            meanwhile = f"its records wait in memory, tried again every {self.flush_s:g} s"
+            self.disk.note_refused(path, exc, meanwhile)
+
+    def unwritten(self) -> Unwritten:
+        """What is still only in memory (at shutdown, after the last flush): gap records
+        and journal records, and whether a full disk was why."""
+        counts = {"gap record": len(self._unrecorded), "journal record": self.journal.pending}
+        counts = {kind: n for kind, n in counts.items() if n}
+        if not counts:
+            return Unwritten()
+        where = f"the state directory {self.queue.state_dir} (--state-dir)"
+        return Unwritten(counts, disk_full=self._refused_full, where=(where,))
+
     def flush(self, keep_settled_ms: int) -> None:
         self._record_gaps()
         now = now_ms()
@@ -177,6 +209,7 @@ class Completeness:
             else:
                 self.journal.flush(now)
         except OSError as exc:
+            self._refused(self.journal.path, exc)
             if not self._flush_failing:  # said once until it works again
                 log.warning(
                     "cannot write %s (%s): %d record(s) kept in memory until it can",
@@ -186,4 +219,5 @@ class Completeness:
                 )
             self._flush_failing = True
             return
+        self.disk.note_written(self.journal.path)
         self._flush_failing = False

@@ -17,6 +17,8 @@ import trio
 
 from .assemble import assemble, configured_sink
 from .config import Config, add_flags, load_config
+from .diskfull import Disk
+from .logthrottle import Repeats
 from .model import Utterance
 from .service import watch_signals
 from .settings import given
@@ -90,8 +92,9 @@ async def _demo(args: argparse.Namespace) -> tuple[Worker, Simulator, _Tap, Conf
     async with trio.open_nursery() as nursery:
         info = await nursery.start(sim.run)
         config = load_config(given(args), environ=_environment(info, sim), env_file=None)
-        tap = _Tap(configured_sink(config))
-        worker = assemble(config, store=tap)
+        disk, repeats = Disk(), Repeats()  # the worker's, for the sink it is given too
+        tap = _Tap(configured_sink(config, disk, repeats))
+        worker = assemble(config, store=tap, disk=disk, repeats=repeats)
         print(
             f"demo: simulator at {info['api_url']} with {args.calls} calls; writing to "
             f"{tap.describe()}",

@@ -30,10 +30,13 @@ def first_fatal(group: BaseExceptionGroup[BaseException]) -> FatalError | None:
 
 
 class DataNotKept(FatalError):
-    """The run ended with records no file took (the dead-letter file's disk still full at
-    shutdown): the message says how many of each kind. Its exit code is :data:`EXIT_NOT_KEPT`,
-    so a supervisor (``supervisor.py``) or systemd (``Restart=on-failure``) restarts the
-    worker, which then finds the disk again, and a script can tell it from a refusal (1)."""
+    """The run ended with records no file took because the disk was still full at shutdown (the
+    dead-letter file's, the state directory's): the message says how many of each kind and
+    which files refused them. An error that waiting cannot fix (a read-only directory) is a
+    plain :class:`FatalError`, exit 1, with the same counts. Its exit code is
+    :data:`EXIT_NOT_KEPT`, so a supervisor (``supervisor.py``) or systemd
+    (``Restart=on-failure``) restarts the worker, which then finds the disk again, and a
+    script can tell it from a refusal (1)."""
 
     def __init__(self, message: str, lost: dict[str, int]) -> None:
         super().__init__(message)

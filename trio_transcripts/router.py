@@ -82,7 +82,9 @@ class Router:
         self.coalescer = coalescer
         self.counts = RouterCounts()
 
-    def route(self, event: SourceEvent, now_ms: int) -> list[Action]:
+    def route(self, event: SourceEvent, now_ms: int, tick_ms: int) -> list[Action]:
+        """The actions ``event`` calls for, at epoch ``now_ms`` and monotonic ``tick_ms``
+        (the coalescer's two clocks, ``Coalescer.feed``)."""
         counts = self.counts
         if isinstance(event, SessionLost):
             counts.sessions_lost += 1
@@ -102,7 +104,7 @@ class Router:
             fragments = (event,)
         for fragment in fragments:
             counts.fragments += 1
-            for result in self.coalescer.feed(fragment, now_ms):
+            for result in self.coalescer.feed(fragment, now_ms, tick_ms):
                 if isinstance(result, Duplicate):
                     counts.duplicates += 1
                     if self.coalescer.merge is Merge.APPEND and not result.fragment.is_final:
@@ -113,9 +115,9 @@ class Router:
             actions.extend(self._partials(self.coalescer.flush(event.conversation_id)))
         return actions
 
-    def expire(self, now_ms: int) -> list[Enqueue]:
-        """Utterances idle past the coalescer's timeout, as partials."""
-        return self._partials(self.coalescer.expire(now_ms))
+    def expire(self, tick_ms: int) -> list[Enqueue]:
+        """Utterances idle past the coalescer's timeout (monotonic ``tick_ms``), as partials."""
+        return self._partials(self.coalescer.expire(tick_ms))
 
     def flush(self) -> list[Enqueue]:
         """Everything pending, as partials (shutdown)."""

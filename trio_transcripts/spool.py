@@ -40,7 +40,7 @@ import trio
 
 from .config import Config
 from .dirlock import DirectoryLock
-from .diskfull import Disk, append_whole
+from .diskfull import Disk, DiskFull, append_whole, is_full
 from .errors import FatalError
 from .model import Utterance
 from .sinks import Pingable, Sink, WriteResult
@@ -58,6 +58,11 @@ def spool_unusable(directory: Path, exc: OSError) -> FatalError:
         f"the spool directory {directory} (--spool) cannot be used: {exc}; name a directory "
         f"this user can create and write"
     )
+
+
+MARKER_GRACE_S = 5.0
+"""A replay's marker is written shielded for this long (a stop meanwhile waits for it), then
+cancellably while the disk is full: inside systemd's TimeoutStopSec=45 with the drain's 30."""
 
 
 class SpoolFull(Exception):
@@ -153,11 +158,14 @@ class Spool:
         new = not path.exists()
         try:
             append_whole(path, record)  # a full disk leaves no torn record behind
-            if new:
-                _fsync_directory(self.directory)
         except OSError as exc:
             raise SpoolFull(f"cannot write to spool {path}: {exc}") from exc
         self.bytes += len(record)
+        if new:
+            try:
+                _fsync_directory(self.directory)
+            except OSError as exc:  # the record is in the file: spooled, so not SpoolFull
+                log.warning("spool %s: the new file's entry not fsynced: %s", path, exc)
 
     def seal(self, path: Path) -> None:
         """Stop appending to ``path`` (it is about to be replayed)."""
@@ -292,8 +300,13 @@ class SpoolingSink:
             async with self._files:
                 await trio.to_thread.run_sync(self.spool.append, list(utterances))
         except SpoolFull as exc:
+            cause = exc.__cause__
+            if isinstance(cause, OSError) and is_full(cause):  # for readiness and metrics
+                meanwhile = "batches go to the store directly (backpressure) until it has room"
+                self.disk.note_refused(self.spool.directory, cause, meanwhile)
             log.error("%s; writing to the sink directly (backpressure)", exc)
             return await self.inner.write(utterances)
+        self.disk.note_written(self.spool.directory)
         self._backlog.set()
         return WriteResult(spooled=len(utterances))
 
@@ -329,16 +342,22 @@ class SpoolingSink:
                 done += 1
                 report(result)  # before any checkpoint: the store took it, whatever follows
                 marker = path.with_suffix(".acked")
-                try:
-                    await self.disk.write(marker, partial(self.spool.acknowledge, path, done))
-                except trio.Cancelled:
-                    log.warning(
-                        "%s not brought to %d records before the shutdown (the disk is "
-                        "full): the next start writes those records again (idempotent)",
-                        marker,
-                        done,
-                    )
-                    raise
+                mark = partial(self.spool.acknowledge, path, done)
+                try:  # shielded: a shutdown that comes now must not cost the marker
+                    with trio.CancelScope(shield=True):
+                        grace = trio.current_time() + MARKER_GRACE_S
+                        await self.disk.write(marker, mark, deadline=grace)
+                except DiskFull:
+                    try:  # the disk is full: wait for it, as long as no one stops us
+                        await self.disk.write(marker, mark)
+                    except trio.Cancelled:
+                        log.warning(
+                            "%s not brought to %d records before the shutdown (the disk is "
+                            "full): the next start writes those records again (idempotent)",
+                            marker,
+                            done,
+                        )
+                        raise
             async with self._files:  # an append in its thread lists and sizes the files
                 await trio.to_thread.run_sync(self.spool.remove, path)
             log.info(

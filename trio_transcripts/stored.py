@@ -60,15 +60,18 @@ def read_file(path: Path, conversation_id: str | None, start_ns: int | None) -> 
     Lines end at ``\n`` alone: text keeps the other line breaks Unicode has (``\x85``,
     U+2028, ...), which ``str.splitlines`` would cut at. A line that cannot be read (a
     record torn by a crash before ``diskfull.append_whole`` rolled writes back, or a file
-    edited by hand) is skipped and said, once for the file: the backfill then finds that
-    utterance missing and writes it again, the same point (``gapfill.py``)."""
+    edited by hand) is skipped and said, once for the file, as is a last line with no
+    newline yet (an append in progress, which ``append_whole`` completes or cuts back):
+    the backfill then finds that utterance missing and writes it again, the same point
+    (``gapfill.py``)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such file (set INFLUX_URL, or --output)"]) from None
     points: dict[tuple[object, ...], Row] = {}
     skipped: list[str] = []
-    for number, raw in enumerate(data.split(b"\n"), 1):
+    lines = data.split(b"\n")
+    for number, raw in enumerate(lines[:-1], 1):
         if not raw.strip():
             continue
         try:
@@ -80,6 +83,8 @@ def read_file(path: Path, conversation_id: str | None, start_ns: int | None) -> 
         row = _row(point.timestamp_ns, values)
         if _wanted(row, conversation_id, start_ns):
             points[(point.measurement, tuple(sorted(point.tags.items())), point.timestamp_ns)] = row
+    if lines[-1].strip():  # no newline yet: being appended now, or torn by a crash
+        skipped.append(f"line {len(lines)}: no newline at its end")
     if skipped:
         log.warning(
             "%s: %d unreadable line(s) skipped (first: %s)", path, len(skipped), skipped[0][:200]

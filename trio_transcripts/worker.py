@@ -94,16 +94,16 @@ class WriteObserver(Protocol):
         """``batch`` took ``seconds`` and became ``result``."""
 
 
-_EPOCH_OF_MONOTONIC_MS = time.time_ns() // 1_000_000 - time.monotonic_ns() // 1_000_000
-
-
 def now_ms() -> int:
-    """Epoch ms that an NTP step does not move: the wall clock at import, carried on by the
-    monotonic clock. The coalescer's idle timeout runs on it, so a step forward does not
-    flush every pending utterance at once and a step back does not hold them for the
-    step; the start it gives a fragment that came with none is on it too (``coalesce.py``),
-    in order. Every other time stored is the platform's."""
-    return time.monotonic_ns() // 1_000_000 + _EPOCH_OF_MONOTONIC_MS
+    """The wall clock, epoch ms: the start the coalescer gives a fragment that came with
+    none (every other time stored is the platform's)."""
+    return time.time_ns() // 1_000_000
+
+
+def tick_ms() -> int:
+    """The monotonic clock, ms: the coalescer's idle timeout, which an NTP step of the wall
+    clock must neither trip at once (forward) nor hold back for the step (back)."""
+    return time.monotonic_ns() // 1_000_000
 
 
 class Worker:
@@ -266,7 +266,7 @@ class Worker:
         """
         if not isinstance(event, SessionLost):
             self.last_frame_at = trio.current_time()
-        actions = self.router.route(event, now_ms())
+        actions = self.router.route(event, now_ms(), tick_ms())
         if actions:
             await self._carry_out(actions, frame)
         await trio.lowlevel.checkpoint()
@@ -438,7 +438,7 @@ class Worker:
         while True:
             await trio.sleep(1)
             self.repeats.flush_due()
-            expired = self.router.expire(now_ms())
+            expired = self.router.expire(tick_ms())
             for action in expired:
                 log.info(
                     "utterance %s/%s idle for %d s: persisted as partial",
@@ -542,22 +542,28 @@ class Worker:
             self._fail(fatal)
         finally:
             with trio.CancelScope(shield=True):
-                not_kept = await self.dead_letters.close()
-                self.ledger.left_unwritten(not_kept)
-                await self.sink.aclose()
-                if self.tokens is not None:
-                    await self.tokens.aclose()
+                try:
+                    unwritten = await self.dead_letters.close()
+                    if self.backfill is not None:
+                        unwritten |= self.backfill.completeness.unwritten()
+                    self.ledger.left_unwritten(unwritten.counts)
+                    await self.sink.aclose()
+                    if self.tokens is not None:
+                        await self.tokens.aclose()
+                finally:
+                    self.repeats.flush()
             self._handle(Event.CLOSED)
-            self.repeats.flush()
             log.info("account: %s", self.account.summary())
-        if not_kept:
+        if unwritten.counts:
             message = (
-                f"{not_kept_words(not_kept)} could not be written anywhere: the dead-letter "
-                f"file {self.dead_letters.path} refused them at shutdown"
+                f"{not_kept_words(unwritten.counts)} could not be written anywhere: "
+                f"{' and '.join(unwritten.where)} refused them at shutdown"
             )
+            if unwritten.disk_full and self.fatal is None:
+                raise DataNotKept(message, dict(unwritten.counts))  # exit 74: the disk
             if self.fatal is not None:
                 message += f" (after: {self.fatal})"
-            raise DataNotKept(message, not_kept) from self.fatal
+            raise FatalError(message) from self.fatal  # exit 1: waiting would not help
         if self.fatal is not None:
             raise self.fatal
 

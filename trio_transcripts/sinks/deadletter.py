@@ -30,7 +30,7 @@ from typing import Any
 import msgspec
 import trio
 
-from ..diskfull import Disk, DiskFull, append_whole
+from ..diskfull import Disk, DiskFull, Unwritten, append_whole
 from ..errors import FatalError
 from ..lineproto import Schema, encode
 from ..model import Fragment, Utterance
@@ -195,17 +195,21 @@ class DeadLetters:
                 self.counts[kind] = self.counts.get(kind, 0) + 1
             self._room.unpark_all()
 
-    async def close(self, within_s: float = CLOSE_WITHIN_S) -> dict[str, int]:
+    async def close(self, within_s: float = CLOSE_WITHIN_S) -> Unwritten:
         """The last flush, at shutdown: what could not be written within ``within_s`` (a
         full disk) or at all (an error), by kind; empty when the file took everything."""
+        full = False
         try:
             await self.flush(deadline=trio.current_time() + within_s)
         except (DiskFull, FatalError) as exc:
+            full = isinstance(exc, DiskFull)
             log.error("dead letters not written: %s", exc)
         lost: dict[str, int] = {}
         for kind, _ in self._pending:
             lost[kind] = lost.get(kind, 0) + 1
-        return lost
+        if not lost:
+            return Unwritten()
+        return Unwritten(lost, disk_full=full, where=(f"the dead-letter file {self.path}",))
 
 
 def read_dead_letters(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ the ring is full, the socket) as a database that is down does.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from functools import partial
@@ -18,11 +19,13 @@ from pathlib import Path
 
 import trio
 
-from ..diskfull import Disk, append_whole
+from ..diskfull import Disk, append_whole, cut_torn_tail
 from ..errors import FatalSinkError
 from ..lineproto import Schema, encode_batch
 from ..model import Utterance
 from . import WriteResult
+
+log = logging.getLogger("trio_transcripts.sink")
 
 
 class FileSink:
@@ -43,12 +46,19 @@ class FileSink:
 
     async def open(self) -> None:
         try:
-            await self.disk.write(self.path, partial(append_whole, self.path, b""))
+            cut = await self.disk.write(self.path, partial(cut_torn_tail, self.path))
         except OSError as exc:
             raise FatalSinkError(
                 f"cannot open {self.path} for appending: {exc} (--output names a file in a "
                 f"writable directory)"
             ) from exc
+        if cut:
+            log.warning(
+                "%s: cut %d bytes of a torn last line (a write a crash interrupted, never "
+                "acknowledged: the journal has that time as the worker away)",
+                self.path,
+                cut,
+            )
         self._open = True
 
     async def write(self, utterances: Sequence[Utterance]) -> WriteResult:

@@ -360,15 +360,30 @@ def _transcription(
         r.errors.extend(raw_status.errors)
         if name is not None:
             status = _STATUS_OF_NAME.get(name, SessionStatus.UNKNOWN)
-    for key, base in (
-        ("sessionStartTimeMs", session_start),
-        ("transcriptionStartTimeMs", transcription_start),
-    ):
-        # Stored as int64 fields (the extras): one InfluxDB cannot hold is a broken message.
-        if base is not None and (why := out_of_range(base)) is not None:
-            r.errors.append(f"eventBody.{key}: {why}")
     if r.errors:
         return _malformed(r.errors, frame)
+    bad_bases = [
+        f"eventBody.{key}: {why}: its transcripts cannot be stored"
+        for key, base in (
+            ("sessionStartTimeMs", session_start),
+            ("transcriptionStartTimeMs", transcription_start),
+        )
+        if base is not None and (why := out_of_range(base)) is not None
+    ]
+    if bad_bases:
+        # A time base is stored with each row (the extras) and starts them: beyond InfluxDB's
+        # range, every transcript is unreadable; the frame is set aside (``router.py``), and
+        # what the message says of the session (its end) still counts.
+        return Transcription(
+            conversation_id=topic_conversation_id,
+            communication_id=communication_id,
+            session_start_ms=None,
+            transcription_start_ms=None,
+            status=status,
+            event_time=event_time,
+            fragments=(),
+            problems=tuple(bad_bases),
+        )
 
     fragments: list[Fragment] = []
     problems: list[str] = []
