@@ -17,6 +17,7 @@ import pytest
 import trio
 import yaml
 
+from trio_transcripts.errors import EXIT_NOT_KEPT
 from trio_transcripts.shard import shard_of
 from trio_transcripts.testing.influxd import Influxd, free_port
 from trio_transcripts.testing.simulator import SimConfig, Simulator
@@ -60,6 +61,15 @@ def test_unit_and_image_run_the_same_job() -> None:
     assert dockerfile_instruction("CMD")[0] == "run"
     for setting in ("DynamicUser=yes", "StateDirectory=trio-transcripts", "Restart=on-failure"):
         assert setting in unit
+
+
+def test_the_unit_restarts_a_run_that_kept_something_nowhere() -> None:
+    # Exit 74 (errors.EXIT_NOT_KEPT): Restart=on-failure restarts on every non-zero code
+    # unless the unit exempts it; nothing here does (systemd.service(5), Restart=).
+    unit = (DEPLOY / "trio-transcripts.service").read_text()
+    assert re.findall(r"^Restart=(.*)$", unit, re.M) == ["on-failure"]
+    for exempting in ("RestartPreventExitStatus", "SuccessExitStatus"):
+        assert not re.findall(rf"^{exempting}=.*\b{EXIT_NOT_KEPT}\b", unit, re.M)
 
 
 async def test_the_containers_command_and_healthcheck_with_composes_settings(
