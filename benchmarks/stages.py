@@ -38,6 +38,7 @@ from trio_transcripts.influx_settings import InfluxSettings
 from trio_transcripts.lineproto import encode_batch
 from trio_transcripts.model import Merge, Utterance
 from trio_transcripts.router import Enqueue, Router
+from trio_transcripts.sensitive import Screen
 from trio_transcripts.sinks.influx import InfluxSink
 from trio_transcripts.testing.influxd import InfluxdUnavailable, running_influxd
 from trio_transcripts.testing.loadgen import render
@@ -58,7 +59,7 @@ def _round(source: str, stream: bytes, ends: list[int], influx_url: str | None) 
     clock = time.process_time
     protocol = FrameProtocol(client=True, extensions=[])
     merge = Merge.APPEND if source == "fragments" else Merge.REVISE
-    router = Router(Coalescer(merge))
+    router = Router(Coalescer(merge), Screen())  # the default redaction, as a worker has it
     queue: BackpressureQueue[Utterance] = BackpressureQueue(10_000)  # the worker's
     batches: list[list[Utterance]] = []
     frames = 0

@@ -24,6 +24,7 @@ from trio_transcripts.influx_settings import InfluxSettings
 from trio_transcripts.lineproto import decode, encode
 from trio_transcripts.logthrottle import Repeats
 from trio_transcripts.model import Malformed, Utterance
+from trio_transcripts.sensitive import Screen
 from trio_transcripts.sinks.deadletter import frame_line, read_dead_letters
 from trio_transcripts.sinks.influx import InfluxSink
 from trio_transcripts.sources._socket import SocketOptions, read_socket
@@ -177,7 +178,7 @@ def test_a_binary_frame_is_read_as_its_utf8_text_and_one_that_is_not_is_set_asid
     frame = ONE.encode().replace(b"words", b"wo\xffrds")
     event = parse_notification(frame)
     assert isinstance(event, Malformed) and "not UTF-8" in event.reason
-    record = json.loads(frame_line(frame, event.reason, "notifications"))
+    record = json.loads(frame_line(frame, event.reason, "notifications", Screen(frozenset())))
     assert record["frame"] == ONE.replace("words", "wo\\xffrds"), "each bad byte escaped"
     assert record["size"] == len(frame)
 
@@ -186,7 +187,7 @@ def test_a_dead_letter_record_holds_a_frame_over_the_limit_whole() -> None:
     frame = '{"topicName": "' + "\u00e9" * (3 << 20) + '"}'  # 6 MiB of UTF-8
     event = parse_notification(frame)
     assert isinstance(event, Malformed) and "exceeds" in event.reason
-    record = json.loads(frame_line(frame, event.reason, "notifications"))
+    record = json.loads(frame_line(frame, event.reason, "notifications", Screen(frozenset())))
     assert record["frame"] == frame and record["size"] == len(frame.encode())
 
 

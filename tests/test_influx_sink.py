@@ -20,8 +20,9 @@ from trio_transcripts.lineproto import NS_PER_MS, normalise_tag, normalise_text,
 from trio_transcripts.logthrottle import Repeats
 from trio_transcripts.model import Utterance
 from trio_transcripts.retry import Backoff
+from trio_transcripts.sensitive import Screen
 from trio_transcripts.sinks import FatalSinkError, WriteResult
-from trio_transcripts.sinks.deadletter import DeadLetters, read_dead_letters
+from trio_transcripts.sinks.deadletter import DeadLetters, frame_line, read_dead_letters
 from trio_transcripts.sinks.file import FileSink
 from trio_transcripts.sinks.influx import InfluxSink
 from trio_transcripts.testing.influxd import Influxd
@@ -362,7 +363,8 @@ async def test_file_sink_is_importable_into_influxdb(
 async def test_dead_letter_records_are_complete(tmp_path: Path) -> None:
     dead = DeadLetters(tmp_path / "d.jsonl")
     await dead.utterances([utterance(0)], "HTTP 400 partial write: field type conflict")
-    await dead.frame(b'{"broken', "invalid JSON: Unterminated string", source="genesys")
+    broken = frame_line(b'{"broken', "invalid JSON: Unterminated string", "genesys", Screen())
+    await dead.put("frame", broken)
     assert read_dead_letters(tmp_path / "d.jsonl") == [], "queued, not yet written"
     await dead.flush()
     records = read_dead_letters(tmp_path / "d.jsonl")

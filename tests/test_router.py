@@ -5,6 +5,7 @@ from __future__ import annotations
 from trio_transcripts.coalesce import Coalescer
 from trio_transcripts.model import Fragment, Malformed, Merge, SessionLost
 from trio_transcripts.router import Enqueue, Router, SetAsideFragment, SetAsideFrame
+from trio_transcripts.sensitive import Screen
 from trio_transcripts.wire.genesys import SessionStatus, Transcription
 
 NOW = 1_773_957_874_000
@@ -30,13 +31,13 @@ def transcription(
 
 
 def test_malformed_frame_is_set_aside_with_its_reason() -> None:
-    router = Router(Coalescer(Merge.REVISE))
+    router = Router(Coalescer(Merge.REVISE), Screen())
     assert router.route(Malformed("invalid JSON"), NOW, NOW) == [SetAsideFrame("invalid JSON")]
     assert (router.counts.frames, router.counts.malformed) == (1, 1)
 
 
 def test_unreadable_transcript_sets_the_frame_aside_and_keeps_the_rest() -> None:
-    router = Router(Coalescer(Merge.REVISE))
+    router = Router(Coalescer(Merge.REVISE), Screen())
     actions = router.route(
         transcription(fragment("u1", "hello", True), problems=("no utteranceId",)), NOW, NOW
     )
@@ -47,7 +48,7 @@ def test_unreadable_transcript_sets_the_frame_aside_and_keeps_the_rest() -> None
 
 
 def test_interim_hypotheses_enqueue_nothing_and_the_final_enqueues_once() -> None:
-    router = Router(Coalescer(Merge.REVISE))
+    router = Router(Coalescer(Merge.REVISE), Screen())
     assert router.route(transcription(fragment("u1", "hel", False)), NOW, NOW) == []
     (action,) = router.route(transcription(fragment("u1", "hello", True)), NOW, NOW)
     assert isinstance(action, Enqueue) and action.utterance.final
@@ -55,14 +56,14 @@ def test_interim_hypotheses_enqueue_nothing_and_the_final_enqueues_once() -> Non
 
 
 def test_a_redelivered_final_is_counted_and_ignored() -> None:
-    router = Router(Coalescer(Merge.REVISE))
+    router = Router(Coalescer(Merge.REVISE), Screen())
     router.route(transcription(fragment("u1", "hello", True)), NOW, NOW)
     assert router.route(transcription(fragment("u1", "hello", True)), NOW, NOW) == []
     assert router.counts.duplicates == 1 and router.counts.finals == 1
 
 
 def test_text_appended_after_the_final_is_set_aside() -> None:
-    router = Router(Coalescer(Merge.APPEND))
+    router = Router(Coalescer(Merge.APPEND), Screen())
     router.route(fragment("u1", "hello", True), NOW, NOW)
     late = fragment("u1", " again", False)
     (action,) = router.route(late, NOW, NOW)
@@ -71,14 +72,14 @@ def test_text_appended_after_the_final_is_set_aside() -> None:
 
 
 def test_a_revised_hypothesis_after_the_final_is_only_counted() -> None:
-    router = Router(Coalescer(Merge.REVISE))
+    router = Router(Coalescer(Merge.REVISE), Screen())
     router.route(transcription(fragment("u1", "hello", True)), NOW, NOW)
     assert router.route(transcription(fragment("u1", "hello there", False)), NOW, NOW) == []
     assert router.counts.duplicates == 1
 
 
 def test_session_end_flushes_that_conversation_as_partials() -> None:
-    router = Router(Coalescer(Merge.REVISE))
+    router = Router(Coalescer(Merge.REVISE), Screen())
     router.route(transcription(fragment("u1", "hel", False)), NOW, NOW)
     router.route(fragment("u9", "other call", False, conversation="c2"), NOW, NOW)
     (action,) = router.route(transcription(ended=True), NOW, NOW)
@@ -88,7 +89,7 @@ def test_session_end_flushes_that_conversation_as_partials() -> None:
 
 
 def test_a_session_lost_unseen_flushes_that_conversation_and_is_no_frame() -> None:
-    router = Router(Coalescer(Merge.REVISE))
+    router = Router(Coalescer(Merge.REVISE), Screen())
     router.route(transcription(fragment("u1", "hel", False)), NOW, NOW)
     router.route(fragment("u9", "other call", False, conversation="c2"), NOW, NOW)
     (action,) = router.route(SessionLost("c1", silent_ms=400_000), NOW, NOW)
@@ -100,7 +101,7 @@ def test_a_session_lost_unseen_flushes_that_conversation_and_is_no_frame() -> No
 
 
 def test_flush_and_expire_count_partials() -> None:
-    router = Router(Coalescer(Merge.APPEND, idle_timeout_ms=1_000))
+    router = Router(Coalescer(Merge.APPEND, idle_timeout_ms=1_000), Screen())
     router.route(fragment("u1", "a", False), NOW, NOW)
     router.route(fragment("u2", "b", False), NOW + 5_000, NOW + 5_000)
     (expired,) = router.expire(NOW + 5_500)

@@ -46,6 +46,9 @@ class Account:
     # (``utterance``, ``frame``, ``fragment``, ``backfill``): kept nowhere. ``dead_lettered``
     # counts only the utterances it took.
     not_kept: dict[str, int] = field(default_factory=dict)
+    # What the screen replaced in texts before they were written, by kind (``sensitive.py``:
+    # ``card``, ``cvv``, ...; ``number``: a run held as a possible card, let go unfinished).
+    redacted: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, fields: dict[str, Any]) -> Account:
@@ -80,6 +83,11 @@ class Account:
                 if self.absences_uncovered
                 else ""
             )
+            + (
+                "; redacted: " + ", ".join(f"{n} {k}" for k, n in sorted(self.redacted.items()))
+                if self.redacted
+                else ""
+            )
             + (f"; NOT KEPT anywhere: {not_kept_words(self.not_kept)}" if self.not_kept else "")
         )
 
@@ -95,7 +103,7 @@ def total(accounts: Sequence[Account]) -> Account:
     sums: dict[str, object] = {}
     for name in Account.__dataclass_fields__:
         values = [getattr(a, name) for a in accounts]
-        if name in ("gaps_by_reason", "not_kept"):
+        if name in ("gaps_by_reason", "not_kept", "redacted"):
             merged: dict[str, int] = {}
             for value in values:
                 for why, n in value.items():
@@ -170,10 +178,13 @@ class Ledger:
         gaps: Sequence[Gap],
         queued: Mapping[str, int] | None = None,
         uncovered: Sequence[str] = (),
+        redacted: Mapping[str, int] | None = None,
     ) -> Account:
-        """The account; ``queued`` and ``uncovered`` are the completeness side's."""
+        """The account; ``queued`` and ``uncovered`` are the completeness side's,
+        ``redacted`` the screen's."""
         return Account(
             gaps_by_reason=dict(queued or {}),
+            redacted=dict(redacted or {}),
             absences_uncovered=tuple(uncovered),
             **asdict(counts),
             persisted=self.persisted,

@@ -56,6 +56,7 @@ from .auth import Credentials, TokenManager
 from .config import Config
 from .influx_settings import InfluxSettings
 from .model import Merge, Utterance
+from .sensitive import Kind, describe_kinds, parse_kinds
 from .sinks import Sink, WriteResult
 from .sinks.deadletter import DeadLetters, read_dead_letters
 from .sinks.influx import InfluxSink
@@ -361,7 +362,12 @@ async def _ceiling(gen: _Generator, source: str, limit_s: float, flood: int) -> 
 
 
 async def _worker_phase(
-    gen: _Generator, source: str, sink: Sink, duration: float, flood: int
+    gen: _Generator,
+    source: str,
+    sink: Sink,
+    duration: float,
+    flood: int,
+    redact: frozenset[Kind],
 ) -> dict[str, Any]:
     info = gen.info
     stream_url = info["fragment_stream_url"] if source == "fragments" else None
@@ -374,6 +380,7 @@ async def _worker_phase(
         conversation_ids=() if stream_url else tuple(info["conversation_ids"]),
         dead_letter_path=gen.truth_dir / "dead.jsonl",
         status_interval_s=3600,
+        redact=redact,
     )
     tokens = token_manager(config)
     clock = _FrameClock(configured_source(config, tokens), gen.frames)
@@ -528,7 +535,9 @@ async def _one_run(
         limit = min(args.duration, CEILING_S)
         raw = await _generator_rate(gen, args.source, limit)
         ceiling = await _ceiling(gen, args.source, limit, args.malformed)
-        run = await _worker_phase(gen, args.source, make_sink(), args.duration, args.malformed)
+        run = await _worker_phase(
+            gen, args.source, make_sink(), args.duration, args.malformed, args.redact
+        )
         gen.stop()
         latencies, sent = await trio.to_thread.run_sync(_latencies, gen.truth_dir, run["acked"])
     frames_per_s = run["frames"] / run["window_s"] if run["window_s"] > 0 else 0.0
@@ -601,6 +610,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         "source": args.source,
         "sink": sink_name,
         "rate": args.rate or "max",
+        "redact": describe_kinds(args.redact),
         "calls": args.calls,
         "repeat": args.repeat,
     }
@@ -668,6 +678,13 @@ def add_arguments(bench: argparse.ArgumentParser) -> None:
     bench.add_argument("--repeat", type=int, default=3, metavar="N", help="runs; medians reported")
     bench.add_argument("--sink", choices=["auto", "null"], default="auto")
     bench.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    bench.add_argument(
+        "--redact",
+        type=parse_kinds,
+        default=Config.redact,
+        metavar="KINDS",
+        help="what the worker redacts (as run's --redact; default: run's default)",
+    )
     bench.add_argument(
         "--malformed",
         type=int,

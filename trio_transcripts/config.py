@@ -32,6 +32,7 @@ from .influx_settings import InfluxSettings
 from .lineproto import Schema
 from .liveness import KEEPALIVE_MS, MARGIN_MS
 from .redaction import redact_url
+from .sensitive import DEFAULT_KINDS, Kind
 from .settings import KNOWN, SECRET_FILES, SETTINGS
 from .shard import Shard, budget_problem, parse_shard
 
@@ -50,6 +51,9 @@ class WorkerSettings:
     status_interval_s: float = 10.0
     ready_sink_s: float = 60.0  # ready while the sink acknowledged a write or a ping within
     spool_after_s: float = 5.0  # how long a batch may wait on the sink before it is spooled
+    # What is taken out of every text before anything is written (``sensitive.py``): card
+    # numbers and security codes unless told otherwise, embedded or not.
+    redact: frozenset[Kind] = DEFAULT_KINDS
 
 
 @dataclass(frozen=True)

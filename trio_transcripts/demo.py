@@ -87,7 +87,13 @@ def _environment(info: dict[str, object], sim: Simulator) -> dict[str, str]:
 
 async def _demo(args: argparse.Namespace) -> tuple[Worker, Simulator, _Tap, Config]:
     sim = Simulator(
-        SimConfig(calls=args.calls, utterances=args.utterances, rate=args.rate, seed=args.seed)
+        SimConfig(
+            calls=args.calls,
+            utterances=args.utterances,
+            rate=args.rate,
+            seed=args.seed,
+            card_call=True,  # so a new user sees a card number redacted (README)
+        )
     )
     async with trio.open_nursery() as nursery:
         info = await nursery.start(sim.run)

@@ -184,6 +184,14 @@ class _WorkerCollector(Collector):
         for kind, count in sorted(a.not_kept.items()):
             not_kept.add_metric([kind], count)
         yield not_kept
+        redactions = CounterMetricFamily(
+            PREFIX + "redactions",
+            "Matches taken out of texts before they were written, by kind (sensitive.py).",
+            labels=["kind"],
+        )
+        for kind, count in sorted(a.redacted.items()):
+            redactions.add_metric([kind], count)
+        yield redactions
         since = w.since_last_frame_s if w.since_last_frame_s is not None else math.nan
         yield gauge("seconds_since_last_frame", "Seconds since a frame was read.", since)
 

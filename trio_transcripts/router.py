@@ -10,13 +10,16 @@ of what it saw. No Trio, no I/O: the rules are tested as plain function calls
 The rules:
 
 * a malformed frame: set aside whole, with the parser's reason;
-* a transcription message with unreadable transcripts: the frame is set aside once per
-  problem, the readable transcripts of the same message are used;
+* a transcription message with unreadable transcripts: the frame is set aside once, the
+  readable transcripts of the same message are used;
 * a re-delivered final (a reconnect, an overlap of two sockets): counted and ignored;
 * text appended to an utterance that was already final (fragment stream): set aside, since it
   would otherwise vanish;
 * a transcription session that ended, seen (``SESSION_ENDED``) or not (``SessionLost``: silent
-  past the platform's keepalive): its pending utterances are flushed as partials.
+  past the platform's keepalive): its pending utterances are flushed as partials;
+* every utterance passes the screen (``sensitive.py``) on its way out: card numbers and the
+  other kinds asked for are replaced by labels before the ring, and a speaker's final that
+  ends in what may be the start of a card is held until the next group, or the bound.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import msgspec
 
 from .coalesce import Coalescer, Duplicate
 from .model import Fragment, Malformed, Merge, SessionLost, Utterance
+from .sensitive import Screen
 from .wire.genesys import Transcription
 
 SourceEvent = Transcription | Fragment | Malformed | SessionLost
@@ -78,9 +82,15 @@ class RouterCounts:
 class Router:
     """Events in, actions out; see the module docstring for the rules."""
 
-    def __init__(self, coalescer: Coalescer) -> None:
+    def __init__(self, coalescer: Coalescer, screen: Screen) -> None:
         self.coalescer = coalescer
+        self.screen = screen
         self.counts = RouterCounts()
+
+    @property
+    def pending(self) -> int:
+        """Utterances not yet out: awaiting their final, or held by the screen."""
+        return self.coalescer.pending + self.screen.held
 
     def route(self, event: SourceEvent, now_ms: int, tick_ms: int) -> list[Action]:
         """The actions ``event`` calls for, at epoch ``now_ms`` and monotonic ``tick_ms``
@@ -88,7 +98,7 @@ class Router:
         counts = self.counts
         if isinstance(event, SessionLost):
             counts.sessions_lost += 1
-            return list(self._partials(self.coalescer.flush(event.conversation_id)))
+            return self._ended(event.conversation_id)
         counts.frames += 1
         if isinstance(event, Malformed):
             counts.malformed += 1
@@ -109,22 +119,31 @@ class Router:
                     counts.duplicates += 1
                     if self.coalescer.merge is Merge.APPEND and not result.fragment.is_final:
                         actions.append(SetAsideFragment(result.fragment, result.reason))
+                elif result.final:
+                    actions += [self._enqueue(u) for u in self.screen.final(result, tick_ms)]
                 else:
-                    actions.append(self._enqueue(result))
+                    actions.append(self._enqueue(self.screen.partial(result)))
         if isinstance(event, Transcription) and event.session_ended:
-            actions.extend(self._partials(self.coalescer.flush(event.conversation_id)))
+            actions.extend(self._ended(event.conversation_id))
         return actions
 
     def expire(self, tick_ms: int) -> list[Enqueue]:
-        """Utterances idle past the coalescer's timeout (monotonic ``tick_ms``), as partials."""
-        return self._partials(self.coalescer.expire(tick_ms))
+        """Utterances idle past the coalescer's timeout (monotonic ``tick_ms``), as partials,
+        and what the screen held past its bound."""
+        held = [self._enqueue(u) for u in self.screen.due(tick_ms)]
+        return held + self._partials(self.coalescer.expire(tick_ms))
 
     def flush(self) -> list[Enqueue]:
-        """Everything pending, as partials (shutdown)."""
-        return self._partials(self.coalescer.flush())
+        """Everything pending, as partials, and everything held (shutdown)."""
+        held = [self._enqueue(u) for u in self.screen.release()]
+        return held + self._partials(self.coalescer.flush())
+
+    def _ended(self, conversation_id: str) -> list[Action]:
+        held = [self._enqueue(u) for u in self.screen.release(conversation_id)]
+        return [*held, *self._partials(self.coalescer.flush(conversation_id))]
 
     def _partials(self, utterances: list[Utterance]) -> list[Enqueue]:
-        return [self._enqueue(u) for u in utterances]
+        return [self._enqueue(self.screen.partial(u)) for u in utterances]
 
     def _enqueue(self, utterance: Utterance) -> Enqueue:
         if utterance.final:

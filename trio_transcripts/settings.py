@@ -29,6 +29,7 @@ from typing import Any
 
 from .influx_settings import InfluxSettings
 from .lineproto import Schema
+from .sensitive import DEFAULT_KINDS, Kind, describe_kinds, parse_kinds
 
 RUN = frozenset({"run"})
 WORKER = frozenset({"run", "demo"})  # the worker's tuning: run's, and the demo's worker's
@@ -195,6 +196,18 @@ SETTINGS: tuple[Setting, ...] = (
     _variable("INFLUX_BUCKET", "--influx-bucket", commands=STORE - {"demo"}),
     _variable("INFLUX_API", "--influx-api", commands=STORE - {"demo"}),
     _variable("METRICS_ADDRESS", "--metrics-address", field="metrics_address", parse=host_port),
+    _variable(
+        "REDACT",
+        "--redact",
+        field="redact",
+        parse=parse_kinds,
+        commands=WORKER,
+        help=(
+            "what is taken out of every text before anything is written: a comma-separated "
+            f"set of {', '.join(k.value for k in Kind)}, or none (default: "
+            f"{describe_kinds(DEFAULT_KINDS)})"
+        ),
+    ),
     _variable("SHARD", "--shard"),
     _variable("GENESYS_CLIENT_ID"),
     _variable("GENESYS_CLIENT_SECRET"),

@@ -44,6 +44,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
+import msgspec
 import trio
 
 from .account import Account, Ledger, SetAside, not_kept_words
@@ -61,6 +62,7 @@ from .pulse import Pulse
 from .redaction import redact_url
 from .ring import RingFull
 from .router import Action, Enqueue, Router, SetAsideFragment, SetAsideFrame, SourceEvent
+from .sensitive import Screen, describe_kinds
 from .sinks import Pingable, Sink, WriteResult
 from .sinks.deadletter import DeadLetters, fragment_line, frame_line
 from .snapshot import Snapshot, status_line
@@ -146,7 +148,11 @@ class Worker:
         self.observer = observer
         self.last_frame_at: float | None = None  # trio clock
         self.sink_ok_at: float | None = None  # trio clock: ready, or a write acknowledged
-        self.router = Router(Coalescer(source.merge, idle_timeout_ms=settings.idle_timeout_ms))
+        self.router = Router(
+            Coalescer(source.merge, idle_timeout_ms=settings.idle_timeout_ms),
+            Screen(settings.redact),
+        )
+        self.backfill_screen = Screen(settings.redact)
         self.queue: BackpressureQueue[Utterance] = BackpressureQueue(
             settings.buffer_capacity, high_water=settings.high_water, low_water=settings.low_water
         )
@@ -239,18 +245,19 @@ class Worker:
 
     @property
     def account(self) -> Account:
+        redacted = self.router.screen.counts + self.backfill_screen.counts
         backfill = self.backfill
         if backfill is None:
-            return self.ledger.account(self.router.counts, self.source.gaps)
+            return self.ledger.account(self.router.counts, self.source.gaps, redacted=redacted)
         queued = {why.value: n for why, n in backfill.completeness.recorded.items()}
         return self.ledger.account(
-            self.router.counts, self.source.gaps, queued, backfill.counts.uncovered
+            self.router.counts, self.source.gaps, queued, backfill.counts.uncovered, redacted
         )
 
     def idle(self) -> bool:
         """Nothing pending anywhere: coalescer, ring, a write in flight, or the spool."""
         spooling = self._spooling is not None and self._spooling.backlog
-        return not (self.router.coalescer.pending or len(self.queue) or self._inflight or spooling)
+        return not (self.router.pending or len(self.queue) or self._inflight or spooling)
 
     # --- the data path ----------------------------------------------------------------
 
@@ -296,7 +303,8 @@ class Worker:
         self, action: SetAsideFrame | SetAsideFragment, frame: str | bytes
     ) -> tuple[str, bytes]:
         """The log line (rate-limited) and dead-letter record of a frame or fragment set
-        aside."""
+        aside, its text through the screen as every text that is written."""
+        screen = self.router.screen
         if isinstance(action, SetAsideFrame):
             self.repeats.log(
                 log,
@@ -304,8 +312,8 @@ class Worker:
                 FRAMES_SET_ASIDE,
                 f"{self.source.kind} frame set aside in {self.dead_letters.path}: {action.reason}",
             )
-            return "frame", frame_line(frame, action.reason, self.source.kind)
-        fragment = action.fragment
+            return "frame", frame_line(frame, action.reason, self.source.kind, screen)
+        fragment = msgspec.structs.replace(action.fragment, text=screen.text(action.fragment.text))
         self.repeats.log(
             log,
             logging.WARNING,
@@ -351,7 +359,10 @@ class Worker:
         self._reject(result)
 
     async def write_backfill(self, batch: Sequence[Utterance]) -> WriteResult:
-        """The backfill's batch into the sink, between the writer's, accounted as backfill."""
+        """The backfill's batch into the sink, between the writer's, accounted as backfill;
+        its phrases pass the screen as live utterances do, a speaker's consecutive phrases
+        checked together (``sensitive.Screen.batch``)."""
+        batch = self.backfill_screen.batch(batch)
         async with self._sink_turn:
             result = await self.sink.write(batch)
         self._record(result, batch, backfill=True)
@@ -498,7 +509,7 @@ class Worker:
             ring_paused=stats.paused,
             ring_pauses=stats.pauses,
             ring_peak=stats.peak,
-            pending=self.router.coalescer.pending,
+            pending=self.router.pending,
             sockets=health.sockets,
             live_sockets=health.live,
             topics=health.topics,
@@ -584,6 +595,11 @@ class Worker:
                 "writing to %s; dead letters to %s",
                 self.sink.describe(),
                 self.dead_letters.path.resolve(),
+            )
+            log.info(
+                "redacting %s from every text before it is written (--redact or REDACT: "
+                "card, cvv, ssn, email, or none)",
+                describe_kinds(self.settings.redact),
             )
             return not self.lifecycle.stopping  # a stop in the same turn: nothing is read
         return False

@@ -34,6 +34,7 @@ from ..diskfull import Disk, DiskFull, Unwritten, append_whole
 from ..errors import FatalError
 from ..lineproto import Schema, encode
 from ..model import Fragment, Utterance
+from ..sensitive import Screen
 from ..wire.instants import iso_of
 
 log = logging.getLogger("trio_transcripts.deadletter")
@@ -58,16 +59,13 @@ def utterance_line(utterance: Utterance, reason: str, schema: Schema = Schema())
     return _line("utterance", reason, payload)
 
 
-def frame_line(frame: str | bytes, reason: str, source: str) -> bytes:
-    """The whole frame, whatever its size (the socket's own limit bounds it): ``size`` in
-    bytes as it came; a binary frame or one not UTF-8 as text with each byte that is not
-    UTF-8 escaped (``\\xff``), so the record is still one line of valid JSON."""
-    if isinstance(frame, bytes):
-        size = len(frame)
-        frame = frame.decode("utf-8", "backslashreplace")
-    else:
-        size = len(frame.encode("utf-8", "surrogatepass"))
-    return _line("frame", reason, {"source": source, "size": size, "frame": frame})
+def frame_line(frame: str | bytes, reason: str, source: str, screen: Screen) -> bytes:
+    """The whole frame, whatever its size (the socket's own limit bounds it), through
+    ``screen`` (``sensitive.py``: card numbers and the rest never reach this file):
+    ``size`` in bytes as it came; a binary frame or one not UTF-8 as text with each byte
+    that is not UTF-8 escaped (``\\xff``), so the record is still one line of valid JSON."""
+    size = len(frame) if isinstance(frame, bytes) else len(frame.encode("utf-8", "surrogatepass"))
+    return _line("frame", reason, {"source": source, "size": size, "frame": screen.frame(frame)})
 
 
 def fragment_line(fragment: Fragment, reason: str) -> bytes:
@@ -143,12 +141,6 @@ class DeadLetters:
         self.put_nowait(kind, line)
         if not parked:
             await trio.lowlevel.cancel_shielded_checkpoint()
-
-    async def frame(self, frame: str | bytes, reason: str, source: str) -> None:
-        await self.put("frame", frame_line(frame, reason, source))
-
-    async def fragment(self, fragment: Fragment, reason: str) -> None:
-        await self.put("fragment", fragment_line(fragment, reason))
 
     def utterances_nowait(self, utterances: Sequence[Utterance], reason: str) -> None:
         for u in utterances:

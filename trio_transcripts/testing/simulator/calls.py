@@ -78,10 +78,22 @@ class SimFrame:
     at_ms: int = 0  # when in the call (epoch ms) the platform sends it
 
 
+CARD_SENTENCE = "Sure, my card number is 4111 1111 1111 1111 and it expires next year."
+"""What the first caller says with ``card``: a test card number, Luhn-valid (Visa's)."""
+
+
 def make_calls(
-    count: int, utterances: int, seed: int, epoch_ms: int, spacing_ms: int = 1_000
+    count: int,
+    utterances: int,
+    seed: int,
+    epoch_ms: int,
+    spacing_ms: int = 1_000,
+    *,
+    card: bool = False,
 ) -> list[Call]:
-    """``count`` calls of ``utterances`` each, starting ``spacing_ms`` apart from ``epoch_ms``."""
+    """``count`` calls of ``utterances`` each, starting ``spacing_ms`` apart from ``epoch_ms``;
+    with ``card``, the first call's first customer utterance is :data:`CARD_SENTENCE` (the
+    same draws either way: without it, the calls are exactly as they were)."""
     rng = random.Random(seed)
     calls = []
     for c in range(count):
@@ -98,7 +110,7 @@ def make_calls(
                     utterance_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
                     channel="INTERNAL" if agent else "EXTERNAL",
                     speaker="agent" if agent else "customer",
-                    text=rng.choice(SENTENCES),
+                    text=_text(rng.choice(SENTENCES), card and c == 0 and u == 1),
                     confidence=round(rng.uniform(0.6, 0.99), 3),
                     offset_ms=offset,
                     duration_ms=duration,
@@ -321,6 +333,10 @@ def interleave(streams: list[Iterator[SimFrame]], rng: random.Random) -> Iterato
             live.remove(stream)
         else:
             yield frame
+
+
+def _text(sentence: str, card: bool) -> str:
+    return CARD_SENTENCE if card else sentence
 
 
 def stream_frames(

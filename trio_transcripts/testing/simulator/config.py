@@ -81,6 +81,12 @@ class SimConfig:
     calls: int = field(default=3, metadata=_help("conversations"))
     utterances: int = field(default=6, metadata=_help("utterances per conversation"))
     seed: int = field(default=0, metadata=_help("the same seed, the same calls and frames"))
+    card_call: bool = field(
+        default=False,
+        metadata=_help(
+            "the first call's caller reads out a card number (the demo shows it redacted)"
+        ),
+    )
     rate: float = field(
         default=0.0, metadata=_help("frames per second across all calls; 0: unpaced")
     )

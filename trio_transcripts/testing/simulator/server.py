@@ -31,7 +31,7 @@ class Simulator:
         epoch = config.epoch_ms if config.epoch_ms is not None else int(time.time() * 1000)
         spacing = int(config.call_spacing_s * 1000)
         self.calls: list[Call] = make_calls(
-            config.calls, config.utterances, config.seed, epoch, spacing
+            config.calls, config.utterances, config.seed, epoch, spacing, card=config.card_call
         )
         self.hub: SocketHub
         self.api = SimApi(config, self.stats, lambda: self.hub.notify(), self.calls)

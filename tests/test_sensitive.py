@@ -1,0 +1,214 @@
+"""Card numbers and the rest, taken out before anything is written (``sensitive.py``)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from trio_transcripts.model import Utterance
+from trio_transcripts.sensitive import (
+    DEFAULT_KINDS,
+    LABELS,
+    Kind,
+    Screen,
+    luhn,
+    parse_kinds,
+    redact,
+)
+
+ALL = frozenset(Kind)
+SPOKEN = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+IIN = ["4", "51", "55", "2221", "2720", "34", "37", "6011", "65", "3528", "36", "62"]
+"""Real prefixes: Visa, Mastercard (both ranges), Amex, Discover, JCB, Diners, UnionPay."""
+
+
+def with_check_digit(body: str) -> str:
+    return next(body + d for d in "0123456789" if luhn(body + d))
+
+
+@st.composite
+def cards(draw: st.DrawFn) -> str:
+    prefix = draw(st.sampled_from(IIN))
+    length = draw(st.integers(13, 19))
+    body = prefix + "".join(
+        draw(
+            st.lists(
+                st.sampled_from("0123456789"),
+                min_size=length - len(prefix) - 1,
+                max_size=length - len(prefix) - 1,
+            )
+        )
+    )
+    return with_check_digit(body)
+
+
+@st.composite
+def read_out(draw: st.DrawFn, digits: str) -> list[str]:
+    """``digits`` as groups a caller reads: written, spoken, or mixed, each group with its
+    own separator inside (none, one space, dashes, dots; spoken words by spaces)."""
+    groups, at = [], 0
+    while at < len(digits):
+        size = draw(st.integers(1, 5))
+        chunk = digits[at : at + size]
+        at += size
+        if draw(st.booleans()):
+            groups.append(chunk)
+        else:
+            words = [("oh" if d == "0" and draw(st.booleans()) else SPOKEN[int(d)]) for d in chunk]
+            groups.append(" ".join(words))
+    return groups
+
+
+WORDS = st.lists(
+    st.sampled_from(["please", "thank you", "sure", "okay so", "right", "yes"]), max_size=3
+)
+
+
+def utterance(i: int, text: str, speaker: str = "customer") -> Utterance:
+    return Utterance("c-1", f"u{i}", speaker, text, 0.9, i, i + 1, True, 1)
+
+
+def digits_in(text: str) -> str:
+    spoken = {w: str(i) for i, w in enumerate(SPOKEN)} | {"oh": "0"}
+    found = re.findall(r"[0-9]+|[a-z]+", text.lower())
+    return "".join(t if t.isdigit() else spoken.get(t, "") for t in found)
+
+
+@given(cards(), st.data())
+def test_a_card_read_out_in_up_to_three_utterances_is_never_written(
+    card: str, data: st.DataObject
+) -> None:
+    groups = data.draw(read_out(card))
+    separators = data.draw(
+        st.lists(
+            st.sampled_from([" ", "-", " - ", "."]), min_size=len(groups), max_size=len(groups)
+        )
+    )
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(groups) - 1)), max_size=2)))
+    assume(all(c < len(groups) for c in cuts))
+    # Where a group boundary is cut across utterances, the caller said card words first,
+    # or the part before holds 4 digits or more of a card's start (``open_run``).
+    parts, at = [], 0
+    for cut in [*cuts, len(groups)]:
+        spoken = "".join(
+            g + (separators[i] if i < cut - 1 else "") for i, g in enumerate(groups[at:cut], at)
+        )
+        parts.append(spoken)
+        at = cut
+    before = data.draw(st.sampled_from(["my card number is", "it's", "the card is"]))
+    if before == "it's":  # no card words: a cut comes after 4 digits or more (module doc)
+        assume(all(len(digits_in(p)) >= 4 for p in parts[:-1]))
+    after = " ".join(data.draw(WORDS))
+    texts = [f"{before} {parts[0]}", *parts[1:]]
+    texts[-1] = f"{texts[-1]} {after}".rstrip()
+    screen = Screen(DEFAULT_KINDS)
+    out = []
+    for i, text in enumerate(texts):
+        out += screen.final(utterance(i, text), i * 1000)
+        if data.draw(st.booleans()):  # the other party speaks in between
+            out += screen.final(utterance(100 + i, "okay", speaker="agent"), i * 1000 + 1)
+    out += screen.release()
+    assert sorted(u.utterance_id for u in out) == sorted(
+        [f"u{i}" for i in range(len(texts))] + [u.utterance_id for u in out if u.speaker == "agent"]
+    ), "each utterance once"
+    written = " ".join(u.text for u in out if u.speaker == "customer")
+    assert digits_in(written) == "", f"card digits went out: {written!r}"
+
+
+@given(
+    st.text(alphabet="abcdefgh ,.", max_size=40),
+    st.integers(0, 10**12 - 1),
+    st.text(alphabet="xyz .", max_size=20),
+)
+def test_short_numbers_and_luhn_failures_are_kept_exactly(
+    before: str, number: int, after: str
+) -> None:
+    text = f"{before} order {number} {after}"
+    assert redact(text, DEFAULT_KINDS)[0] == text, "12 digits at most: no card"
+    long = with_check_digit("4" + "1" * 14)
+    wrong = long[:-1] + str((int(long[-1]) + 1) % 10)
+    assert not luhn(wrong)
+    text = f"{before} reference {wrong} {after}"
+    assert redact(text, DEFAULT_KINDS)[0] == text
+
+
+@given(st.text(max_size=80))
+def test_redaction_is_idempotent_and_text_without_a_match_is_unchanged(text: str) -> None:
+    once, counts = redact(text, ALL)
+    assert redact(once, ALL)[0] == once
+    if not counts:
+        assert once == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("it's 4111 1111 1111 1111 thanks", "it's [card number] thanks"),
+        ("four one one one one one one one one one one one one one one one", "[card number]"),
+        (
+            "five five five five double five triple five five five five four four four four",
+            "[card number]",
+        ),
+        ("the CVV is 123", "the CVV is [security code]"),
+        (
+            "the three digits on the back are seven oh seven",
+            "the three digits on the back are [security code]",
+        ),
+        (
+            "my social security number is 123 45 6789",
+            "my social security number is [social security number]",
+        ),
+        ("ssn 123-45-6789", "ssn [social security number]"),
+        ("write to jo.smith+tv@example.co.uk now", "write to [email address] now"),
+        ("it's john dot smith at example dot com", "it's [email address]"),
+        ("order 4111 1111 1111 1112 please", "order 4111 1111 1111 1112 please"),  # fails Luhn
+        ("forty-one eleven", "forty-one eleven"),  # compound number words do not count
+    ],
+)
+def test_what_counts(text: str, expected: str) -> None:
+    assert redact(text, ALL)[0] == expected
+
+
+def test_a_security_code_in_the_speakers_next_utterance() -> None:
+    screen = Screen(DEFAULT_KINDS)
+    [first] = screen.final(utterance(1, "what's the security code"), 0)
+    [other] = screen.final(utterance(2, "one two three", speaker="agent"), 1)
+    [second] = screen.final(utterance(3, "it's one two three"), 2)
+    assert (first.text, other.text, second.text) == (
+        "what's the security code",
+        "one two three",
+        "it's [security code]",
+    ), "the other party's words are theirs; the speaker's next are the code"
+    assert screen.counts["cvv"] == 1
+
+
+def test_a_held_start_of_a_card_goes_out_masked_when_the_hold_ends() -> None:
+    screen = Screen(DEFAULT_KINDS)
+    assert screen.final(utterance(1, "my card is 4929 1234"), 0) == [], "held for the next group"
+    assert screen.held == 1 and screen.due(9_999) == []
+    [out] = screen.due(10_000)
+    assert out.text == "my card is [number]" and screen.counts["number"] == 1
+
+
+def test_an_utterance_without_digits_goes_through_as_it_is() -> None:
+    screen = Screen(DEFAULT_KINDS)
+    u = utterance(1, "I would like some help with my account")
+    [out] = screen.final(u, 0)
+    assert out is u
+
+
+@pytest.mark.parametrize(
+    ("text", "kinds"),
+    [("card,cvv", {Kind.CARD, Kind.CVV}), ("none", set()), ("EMAIL, ssn", {Kind.EMAIL, Kind.SSN})],
+)
+def test_the_setting(text: str, kinds: set[Kind]) -> None:
+    assert parse_kinds(text) == kinds
+
+
+def test_a_wrong_setting_says_what_is_allowed() -> None:
+    with pytest.raises(ValueError, match="card, cvv, ssn, email, none"):
+        parse_kinds("cards")
+    assert set(LABELS) == set(Kind)
