@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-NAMES = ("genesys", "fragments", "coalescer", "postcall")
+NAMES = ("genesys", "fragments", "coalescer", "postcall", "sensitive")
 """The targets of ``targets.py``, named here so that this module imports none of our code
 before a child has set up its instrumentation (see :func:`run_atheris_child`)."""
 
@@ -37,6 +37,8 @@ CORPUS_SEEDS = [
     b'"duration":{"milliseconds":640},"confidence":0.9}]}]}',
     b'{"conversations":[{"conversationId":"c","participants":[{"purpose":"customer",'
     b'"sessions":[{"sessionId":"m","mediaType":"voice"}]}]}],"totalHits":1}',
+    b"my card number is 4111 1111\n1111 one one one one and the cvv is 123\n"
+    b"john dot smith at example dot com ssn 123-45-6789",
 ]
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from trio_transcripts.coalesce import Coalescer, Duplicate
 from trio_transcripts.gapfill import plan
 from trio_transcripts.model import Fragment, Malformed, Merge, Utterance
+from trio_transcripts.sensitive import Kind, Screen, redact
 from trio_transcripts.wire.analytics import parse_details
 from trio_transcripts.wire.fragments import parse_fragment, read_fragment, strict_fragment
 from trio_transcripts.wire.genesys import (
@@ -26,6 +27,8 @@ from trio_transcripts.wire.transcript import (
     parse_transcript,
     parse_transcript_urls,
 )
+
+ALL_KINDS = frozenset(Kind)
 
 JSON_LIMITS = ("overflows a double", "digits", "nests too deeply")
 """The tolerant parser's refusals of valid JSON for Python's reasons, in fields the fast path
@@ -110,9 +113,27 @@ def postcall(data: bytes) -> None:
             assert len(planned.utterances) == len(transcript.phrases), "a phrase not written"
 
 
+def sensitive(data: bytes) -> None:
+    """The screen never raises; redaction is idempotent; what it lets out of a speaker's
+    finals (split at each newline of the input) is each of them once; a frame set aside
+    comes back as text, whatever it holds."""
+    text = data.decode("utf-8", errors="replace")
+    once, _ = redact(text, ALL_KINDS)
+    assert redact(once, ALL_KINDS)[0] == once, "redaction is not idempotent"
+    screen = Screen(ALL_KINDS)
+    parts = text.split("\n")[:5]
+    out = []
+    for i, part in enumerate(parts):
+        out += screen.final(Utterance("c", f"u{i}", "customer", part, None, i, i, True, 1), i)
+    out += screen.release()
+    assert sorted(u.utterance_id for u in out) == sorted(f"u{i}" for i in range(len(parts)))
+    assert isinstance(screen.frame(data), str)
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "genesys": genesys,
     "fragments": fragments,
     "coalescer": coalescer,
     "postcall": postcall,
+    "sensitive": sensitive,
 }

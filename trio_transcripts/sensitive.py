@@ -5,7 +5,8 @@ Not ``redaction.py``, which keeps secrets out of URLs we print.
 
 What counts (English number words; other languages' are not known here):
 
-* ``card``: 13 to 19 digits that pass the Luhn check, written (``4111 1111-1111.1111``),
+* ``card``: 13 to 19 digits that pass the Luhn check and start as payment cards do (2-6,
+  or 1 for the 15 digits of an airline's UATP card), written (``4111 1111-1111.1111``),
   spoken (``four one one one``, ``oh`` for zero, ``double four``, ``triple one``) or mixed,
   with spaces, dashes or dots between the groups. Compound number words (``forty-one``) do
   not count: callers read cards digit by digit, and ``forty`` in a sentence is an age, a
@@ -33,6 +34,7 @@ other utterance, and every other speaker's, goes through at once.
 from __future__ import annotations
 
 import enum
+import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -100,35 +102,43 @@ _DIGIT_WORDS = {
     "nine": "9",
 }
 _REPEATS = {"double": 2, "triple": 3}
-_ITEM = re.compile(
-    r"[0-9]+|\b(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|double|triple)\b",
+_ITEM = re.compile(  # a written number is not glued to letters ("411n", "is9" are words)
+    r"(?<![^\W_])[0-9]+(?![^\W_])"
+    r"|\b(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|double|triple)\b",
     re.IGNORECASE,
 )
+_LABEL = re.compile(
+    r"\[(?:card number|security code|social security number|email address|number)\]"
+)
 _SEPARATOR = re.compile(r"[\s.\-]{1,3}")
-# Cheap tests first, without a false "no": an ASCII digit, or a digit word anywhere in the
-# lowered text (inside other words too: "money" costs the slow path, never a miss); '@' or
-# "dot" for an address; a security-code phrase's stem. Python's regex alternations cost
-# several times these substring tests.
+# Cheap tests first, without a false "no": an ASCII digit, or a digit word; '@' or "dot" for
+# an address; a security-code phrase's stem. Python's regex alternations cost several times
+# these tests.
 _ASCII_DIGIT = re.compile(r"[0-9]")
-_DIGIT_STEMS = (*_DIGIT_WORDS, "double", "triple")
+_NUMBER_WORDS = frozenset(w.encode() for w in (*_DIGIT_WORDS, *_REPEATS))
+_ONLY_LETTERS = bytes(c | 32 if 65 <= c <= 90 or 97 <= c <= 122 else 32 for c in range(256))
+
+
+def _has_number_words(text: str) -> bool:
+    """A digit word (or double, triple) as a word of its own: every byte that is not an
+    ASCII letter made a space and the letters lowered, by one ``bytes.translate`` (C), then
+    a set test ("voiceTranscriptionEnabled" holds "one", and is not a number)."""
+    return not _NUMBER_WORDS.isdisjoint(text.encode().translate(_ONLY_LETTERS).split())
+
+
 _CVV_STEMS = ("cv", "cid", "secur", "verif", "digit")
 
 
-_THREE_DIGITS = re.compile(r"[0-9][^0-9]*[0-9][^0-9]*[0-9]")
+def _maybe_digits(text: str, lowered: str) -> bool:
+    return _ASCII_DIGIT.search(text) is not None or _has_number_words(lowered)
 
 
-def _maybe_digits(text: str, lowered: str, digits: re.Pattern[str] = _ASCII_DIGIT) -> bool:
-    return digits.search(text) is not None or any(w in lowered for w in _DIGIT_STEMS)
-
-
-def _maybe_any(text: str, kinds: frozenset[Kind], digits: re.Pattern[str] = _ASCII_DIGIT) -> bool:
-    """Whether ``text`` could hold anything of ``kinds`` (no false "no"): with ``digits``
-    :data:`_THREE_DIGITS`, for a text on its own, where fewer written digits are nothing
-    (no code is shorter, and nothing follows it to make a card of)."""
+def _maybe_any(text: str, kinds: frozenset[Kind]) -> bool:
+    """Whether ``text`` could hold anything of ``kinds`` (no false "no")."""
     lowered = text.lower()
     return bool(
-        (kinds & _NUMBERS and _maybe_digits(text, lowered, digits))
-        or (Kind.CVV in kinds and any(s in lowered for s in _CVV_STEMS))
+        (kinds & _NUMBERS and _maybe_digits(text, lowered))
+        or (Kind.CVV in kinds and any(map(lowered.__contains__, _CVV_STEMS)))
         or (Kind.EMAIL in kinds and ("@" in text or "dot" in lowered))
     )
 
@@ -198,14 +208,31 @@ def _cards(runs: list[list[_Digits]]) -> list[Match]:
     ten digit strings passes Luhn) must not leave the rest of the real one in clear."""
     found = []
     for run in runs:
-        digits = [x.digits for x in run]
-        if any(
-            13 <= len(candidate := "".join(digits[i : j + 1])) <= 19 and luhn(candidate)
-            for i in range(len(run))
-            for j in range(i, len(run))
-        ):
+        if any(_has_card([x.digits for x in run[i:]]) for i in range(len(run))):
             found.append(Match(Kind.CARD, run[0].start, run[-1].end))
     return found
+
+
+def _has_card(items: list[str]) -> bool:
+    """Whether the first items, up to 19 digits, make a card (linear in the run: a text of
+    a thousand digit words costs a thousand short checks, not a million joins)."""
+    if not items or items[0][0] not in _CARD_FIRST_DIGITS:
+        return False
+    digits = ""
+    for item in items:
+        digits += item
+        if len(digits) > 19:
+            return False
+        if len(digits) >= 13 and (digits[0] != "1" or len(digits) == 15) and luhn(digits):
+            return True
+    return False
+
+
+_CARD_FIRST_DIGITS = "123456"
+"""Payment cards start 2-6 (Mastercard 2 and 5, Amex, Diners and JCB 3, Visa 4, Discover
+and UnionPay 6), or 1 with 15 digits (UATP, the airlines'); ISO/IEC 7812's other industries
+(0, 7-9: petroleum, health, national) are not payment cards. This keeps a 13-digit epoch
+time (``1700000000953``), a tenth of which pass Luhn, from being taken for one."""
 
 
 def _ssn_valid(digits: str) -> bool:
@@ -233,7 +260,10 @@ def _words_between(text: str, start: int, end: int) -> int:
 
 def _ssns(text: str, runs: list[list[_Digits]]) -> list[Match]:
     found = []
-    phrases = [m.end() for m in _SSN_WORDS.finditer(text)]
+    labels = [(m.start(), m.end()) for m in _LABEL.finditer(text)]
+    phrases = [  # "[social security number]", a label of ours, is not the phrase
+        m.end() for m in _SSN_WORDS.finditer(text) if not any(a <= m.start() < b for a, b in labels)
+    ]
     for run in runs:
         for i in range(len(run)):
             three = run[i : i + 3]
@@ -244,28 +274,60 @@ def _ssns(text: str, runs: list[list[_Digits]]) -> list[Match]:
                     break
         else:
             digits = "".join(x.digits for x in run)
+            at = run[0].start
+            walls = [m.start() for m in _LABEL.finditer(text, 0, at)]
             near = any(
-                0 <= _words_between(text, p, run[0].start) <= 6
+                0 <= _words_between(text, p, at) <= 6 and not any(p <= w for w in walls)
                 for p in phrases
-                if p <= run[0].start
+                if p <= at
             )
             if len(digits) == 9 and near and _ssn_valid(digits):
                 found.append(Match(Kind.SSN, run[0].start, run[-1].end))
     return found
 
 
-def _cvvs(text: str, runs: list[list[_Digits]], pending: bool) -> tuple[list[Match], bool]:
-    """Security codes, and whether a phrase near the end still waits for its digits (the
-    speaker's next utterance: ``pending`` there)."""
-    phrases = [m.end() for m in _CVV_WORDS.finditer(text)]
-    starts = ([0] if pending else []) + phrases
-    found = []
+def _outside(runs: list[list[_Digits]], others: Sequence[Match]) -> list[list[_Digits]]:
+    """The runs with the items other matches took out, each split where they were: what is
+    left of a run is read as the label would leave it (a second pass finds the same)."""
+    pieces: list[list[_Digits]] = []
     for run in runs:
+        piece: list[_Digits] = []
+        for item in run:
+            if any(m.start < item.end and item.start < m.end for m in others):
+                if piece:
+                    pieces.append(piece)
+                piece = []
+            else:
+                piece.append(item)
+        if piece:
+            pieces.append(piece)
+    return pieces
+
+
+def _cvvs(
+    text: str, runs: list[list[_Digits]], pending: bool, others: Sequence[Match]
+) -> tuple[list[Match], bool]:
+    """Security codes, and whether a phrase near the end still waits for its digits (the
+    speaker's next utterance: ``pending`` there). Another match or a label between the
+    phrase and the digits ends the phrase's reach (so a second pass finds what the first
+    did: labels are shorter than what they replace)."""
+    labels = [(m.start(), m.end()) for m in _LABEL.finditer(text)]
+    phrases = [  # "[security code]", a label of ours, is not the phrase
+        m.end() for m in _CVV_WORDS.finditer(text) if not any(a <= m.start() < b for a, b in labels)
+    ]
+    starts = ([0] if pending else []) + phrases
+    walls = [m.start for m in others] + [a for a, _ in labels]
+    found = []
+    for run in _outside(runs, others):
         digits = "".join(x.digits for x in run)
         if not 3 <= len(digits) <= 4:
             continue
+        at = run[0].start
         if any(
-            p <= run[0].start and _words_between(text, p, run[0].start) <= CVV_WORDS for p in starts
+            p <= at
+            and _words_between(text, p, at) <= CVV_WORDS
+            and not any(p <= w < at for w in walls)
+            for p in starts
         ):
             found.append(Match(Kind.CVV, run[0].start, run[-1].end))
     last = phrases[-1] if phrases else None
@@ -311,11 +373,12 @@ def find(
         found += _cards(runs)
     if runs and Kind.SSN in kinds:
         found += _ssns(text, runs)
-    if Kind.CVV in kinds and (runs or any(s in lowered for s in _CVV_STEMS)):
-        cvvs, waiting = _cvvs(text, runs, cvv_pending)  # a phrase alone: the digits come next
-        found += cvvs
     if Kind.EMAIL in kinds and ("@" in text or "dot" in lowered):
         found += _emails(text)
+    if Kind.CVV in kinds and (runs or any(map(lowered.__contains__, _CVV_STEMS))):
+        # A phrase alone: the digits come next. Last, as the others end a phrase's reach.
+        cvvs, waiting = _cvvs(text, runs, cvv_pending, found)
+        found += cvvs
     if not found:
         return found, waiting
     kept: list[Match] = []
@@ -362,6 +425,57 @@ def open_run(text: str, card_words: bool) -> tuple[int, int] | None:
 
 
 # --- across a speaker's utterances ------------------------------------------------------
+
+
+_RUN_LIKE = re.compile(r"[0-9][0-9\s.\-]{11,}[0-9]")  # greedy, no nesting: one pass
+_LONG_SEPARATOR = re.compile(r"[\s.\-]{4,}")
+_GROUPS = re.compile(r"[\s.\-]+")
+
+
+def _written_card(text: str) -> bool:
+    """Whether written digits alone (groups between spaces, dashes, dots) hold a card: the
+    card rule on the groups, without the tokens (ids and times are digits everywhere)."""
+    for stretch in _RUN_LIKE.findall(text):
+        if stretch.isdigit():  # one group (an epoch time, an id): one window
+            if _has_card([stretch]):
+                return True
+            continue
+        for run in _LONG_SEPARATOR.split(stretch):  # 4 separators or more end a run
+            groups = [g for g in _GROUPS.split(run) if g]
+            if sum(map(len, groups)) >= 13 and any(
+                _has_card(groups[i:]) for i in range(len(groups))
+            ):
+                return True
+    return False
+
+
+_SSN_SHAPE = re.compile(r"[0-9]{3}[\s\-]{1,3}[0-9]{2}[\s\-]{1,3}[0-9]{4}|[0-9]{9}")
+_THREE_DIGITS = re.compile(r"[0-9][^0-9]*[0-9][^0-9]*[0-9]")
+_CARD_STEMS = ("card", "visa", "master", "amex", "american", "discover", "credit", "debit")
+
+
+def _worth_reading(text: str, kinds: frozenset[Kind]) -> bool:
+    """For a frame set aside and its strings (ids, times, versions: digits everywhere, no
+    card): whether one could hold a match, in a few scans in C. Written digits alone must
+    make 13 in groups for a card, or the shape of an SSN; a code needs its phrase; spoken
+    digits need their words. Unlike a speaker's utterance, nothing follows a frame's
+    string, so a short run alone is nothing (:meth:`Screen.text` masks a trailing run
+    after card words only)."""
+    lowered = text.lower()
+    if kinds & _NUMBERS and (
+        _has_number_words(lowered)
+        or (Kind.CARD in kinds and _written_card(text))
+        or (Kind.SSN in kinds and _SSN_SHAPE.search(text) is not None)
+    ):
+        return True
+    has_digits = _THREE_DIGITS.search(text) is not None
+    if has_digits and Kind.CVV in kinds and any(map(lowered.__contains__, _CVV_STEMS)):
+        return True
+    if has_digits and Kind.CARD in kinds and any(map(lowered.__contains__, _CARD_STEMS)):
+        return True
+    if Kind.SSN in kinds and ("ssn" in lowered or "social" in lowered):
+        return True
+    return Kind.EMAIL in kinds and ("@" in text or "dot" in lowered)
 
 
 @dataclass
@@ -424,23 +538,30 @@ class Screen:
         return _apply(text, sorted(spans))
 
     def frame(self, frame: str | bytes) -> str:
-        """A frame set aside, as it goes into the dead-letter file: the strings of its JSON
-        redacted one by one (a frame cut short too: each string literal, the last one
-        unterminated), or, with no string in it, its text. A frame with nothing to redact
-        is kept exactly as it came; bytes that are not UTF-8 are escaped (``\\xff``)."""
+        """A frame set aside, as it goes into the dead-letter file: a frame that parses as
+        JSON with each of its strings redacted (and written again only if one was); one
+        that does not (cut short, not JSON) redacted as text, whole. A frame with nothing
+        to redact is kept exactly as it came; bytes that are not UTF-8 are escaped
+        (``\\xff``). One check of the whole frame first: most frames of a flood have
+        nothing to find, and pay only that."""
         text = frame.decode("utf-8", "backslashreplace") if isinstance(frame, bytes) else frame
-        if not self.kinds or not _maybe_any(text, self.kinds, _THREE_DIGITS):
+        if not self.kinds or not _worth_reading(text, self.kinds):
             return text
-        if '"' not in text:
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):
             return self.text(text)
-        return _STRING.sub(self._literal, text)
+        redacted = self._strings(value)
+        return text if redacted == value else json.dumps(redacted, ensure_ascii=False)
 
-    def _literal(self, match: re.Match[str]) -> str:
-        body, end = match.group(1), match.group(2)
-        # A key (what follows it is ':'), or shorter than the shortest code: as it is.
-        if end.endswith(":") or len(body) < 3 or not _maybe_any(body, self.kinds, _THREE_DIGITS):
-            return match.group()
-        return f'"{self.text(body)}{end}'
+    def _strings(self, value: object) -> object:
+        if isinstance(value, str):
+            return self.text(value) if _worth_reading(value, self.kinds) else value
+        if isinstance(value, list):
+            return [self._strings(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self._strings(v) for k, v in value.items()}
+        return value
 
     def batch(self, utterances: Sequence[Utterance]) -> list[Utterance]:
         """A whole batch at once (the backfill's phrases): each speaker's consecutive finals
@@ -496,9 +617,6 @@ class Screen:
 
 def _covered(span: tuple[int, int], matches: Sequence[Match]) -> bool:
     return any(m.start < span[1] and span[0] < m.end for m in matches)
-
-
-_STRING = re.compile(r'"((?:[^"\\]|\\.)*)("\s*:|"|\Z)', re.DOTALL)
 
 
 def _apply(text: str, spans: Sequence[tuple[int, int, str]]) -> str:
