@@ -265,14 +265,18 @@ def _ssns(text: str, runs: list[list[_Digits]]) -> list[Match]:
         m.end() for m in _SSN_WORDS.finditer(text) if not any(a <= m.start() < b for a, b in labels)
     ]
     for run in runs:
-        for i in range(len(run)):
+        shaped = False
+        i = 0
+        while i + 3 <= len(run):  # every 3-2-4 in the run, not only the first
             three = run[i : i + 3]
-            if len(three) == 3 and [len(x.digits) for x in three] == [3, 2, 4]:
-                digits = "".join(x.digits for x in three)
-                if _ssn_valid(digits):
-                    found.append(Match(Kind.SSN, three[0].start, three[-1].end))
-                    break
-        else:
+            digits = "".join(x.digits for x in three)
+            if [len(x.digits) for x in three] == [3, 2, 4] and _ssn_valid(digits):
+                found.append(Match(Kind.SSN, three[0].start, three[-1].end))
+                shaped = True
+                i += 3
+            else:
+                i += 1
+        if not shaped:
             digits = "".join(x.digits for x in run)
             at = run[0].start
             walls = [m.start() for m in _LABEL.finditer(text, 0, at)]
