@@ -13,6 +13,7 @@ import signal
 from collections.abc import Sequence
 from pathlib import Path
 
+import msgspec
 import pytest
 import trio
 import trio.testing
@@ -354,3 +355,67 @@ async def test_a_dead_letter_file_that_cannot_be_written_exits_1_not_74(
         raise error
 
     assert exit_code(command, debug=False) == 1
+
+
+class Gate:
+    """A store that is down until ``opened`` is set, then takes everything, remembering it."""
+
+    def __init__(self) -> None:
+        self.opened = trio.Event()
+        self.taken: list[str] = []
+
+    async def open(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def write(self, utterances: Sequence[Utterance]) -> WriteResult:
+        await self.opened.wait()
+        self.taken += [u.utterance_id for u in utterances]
+        return WriteResult.all_acknowledged(utterances)
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    def describe(self) -> str:
+        return "a store that is down"
+
+
+async def test_the_spool_on_a_disk_that_fills_mid_stream_loses_and_repeats_nothing(
+    small_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Real time: the spool's appends run in threads, which a mock clock would jump past.
+    caplog.set_level(logging.ERROR, "trio_transcripts.disk")
+    disk = Disk(backoff=QUICK, say_every_s=0)
+    store = Gate()
+    send, receive = trio.open_memory_channel[Fragment](0)
+    worker = Worker(
+        source=ChannelSource(receive),
+        sink=store,
+        spool=Spool(small_disk / "spool"),
+        dead_letters=DeadLetters(small_disk / "dead.jsonl", disk=disk),
+        disk=disk,
+        settings=WorkerSettings(batch_wait_ms=1, buffer_capacity=50, spool_after_s=0.05),
+    )
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(worker.run)
+            for i in range(20):  # the store is down: these go to the spool
+                await send.send(final(i))
+            await until(lambda: worker.account.spooled == 20)
+            filler = fill(small_disk)
+
+            async def send_more() -> None:
+                # 2 KiB each: far more than the spool file's last page can still take, so
+                # the disk refuses (what that page held goes in, and is replayed once too)
+                for i in range(20, 120):
+                    await send.send(msgspec.structs.replace(final(i), text="x" * 2048))
+
+            nursery.start_soon(send_more)
+            await until(lambda: worker.snapshot().disk_full_waits > 0)
+            assert f"disk full: cannot write {small_disk / 'spool'}" in caplog.text
+            filler.unlink()
+            store.opened.set()
+            await until(lambda: len(store.taken) >= 120 and worker.idle())
+            worker.stop()
+    assert sorted(store.taken) == [f"utt-{i:04d}" for i in range(120)], "each once"
+    assert worker.account.persisted == 120 and worker.account.not_kept == {}
+    assert Spool(small_disk / "spool").files() == [], "replayed whole, and removed"

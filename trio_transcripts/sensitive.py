@@ -34,13 +34,16 @@ other utterance, and every other speaker's, goes through at once.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
+import re2
 
 from .model import Utterance
 
@@ -104,43 +107,60 @@ _DIGIT_WORDS = {
 _REPEATS = {"double": 2, "triple": 3}
 _ITEM = re.compile(  # a written number is not glued to letters ("411n", "is9" are words)
     r"(?<![^\W_])[0-9]+(?![^\W_])"
-    r"|\b(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|double|triple)\b",
-    re.IGNORECASE,
+    # ASCII letters only, as the gate reads them (_words): under Unicode IGNORECASE "ſix"
+    # matched, and was no key of _DIGIT_WORDS (a KeyError out of the screen).
+    r"|(?ai:\b(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|double|triple)\b)"
 )
 _LABEL = re.compile(
     r"\[(?:card number|security code|social security number|email address|number)\]"
 )
 _SEPARATOR = re.compile(r"[\s.\-]{1,3}")
-# Cheap tests first, without a false "no": an ASCII digit, or a digit word; '@' or "dot" for
-# an address; a security-code phrase's stem. Python's regex alternations cost several times
-# these tests.
+# The gate: what the screen reads at all. Words are runs of ASCII letters, lowered (every
+# other byte a space, by one ``bytes.translate`` in C, then a set test: no regex, whose
+# alternations cost several times this); a number needs an ASCII digit or a digit word, an
+# address '@' or the word "dot", a security code's phrase one of its words. :func:`find`
+# reads nothing the gate turns away, so the fast paths below say no only where it would.
 _ASCII_DIGIT = re.compile(r"[0-9]")
 _NUMBER_WORDS = frozenset(w.encode() for w in (*_DIGIT_WORDS, *_REPEATS))
+# Every phrase of _CVV_WORDS holds one of these.
+_CVV_PHRASE_WORDS = frozenset(
+    {b"cvv", b"cvc", b"cid", b"security", b"verification", b"digit", b"digits"}
+)
+_EMAIL_WORDS = frozenset({b"dot"})
 _ONLY_LETTERS = bytes(c | 32 if 65 <= c <= 90 or 97 <= c <= 122 else 32 for c in range(256))
+# The same, with ASCII digits and '@' as '#' (and '#' itself a space): one test for both.
+_SHAPES = bytes(35 if 48 <= c <= 57 or c == 64 else _ONLY_LETTERS[c] for c in range(256))
 
 
-def _has_number_words(text: str) -> bool:
-    """A digit word (or double, triple) as a word of its own: every byte that is not an
-    ASCII letter made a space and the letters lowered, by one ``bytes.translate`` (C), then
-    a set test ("voiceTranscriptionEnabled" holds "one", and is not a number)."""
-    return not _NUMBER_WORDS.isdisjoint(text.encode().translate(_ONLY_LETTERS).split())
+def _words(text: str) -> list[bytes]:
+    """The words of ``text`` as the gate reads them ("voiceTranscriptionEnabled" is one
+    word, and holds no "one")."""
+    return text.encode("utf-8", "surrogatepass").translate(_ONLY_LETTERS).split()
 
 
-_CVV_STEMS = ("cv", "cid", "secur", "verif", "digit")
+def _maybe_digits(text: str) -> bool:
+    return _ASCII_DIGIT.search(text) is not None or not _NUMBER_WORDS.isdisjoint(_words(text))
 
 
-def _maybe_digits(text: str, lowered: str) -> bool:
-    return _ASCII_DIGIT.search(text) is not None or _has_number_words(lowered)
-
-
-def _maybe_any(text: str, kinds: frozenset[Kind]) -> bool:
-    """Whether ``text`` could hold anything of ``kinds`` (no false "no")."""
-    lowered = text.lower()
-    return bool(
-        (kinds & _NUMBERS and _maybe_digits(text, lowered))
-        or (Kind.CVV in kinds and any(map(lowered.__contains__, _CVV_STEMS)))
-        or (Kind.EMAIL in kinds and ("@" in text or "dot" in lowered))
+@functools.cache
+def _gate_words(kinds: frozenset[Kind]) -> frozenset[bytes]:
+    return (
+        (_NUMBER_WORDS if kinds & _NUMBERS else frozenset())
+        | (_CVV_PHRASE_WORDS if Kind.CVV in kinds else frozenset())
+        | (_EMAIL_WORDS if Kind.EMAIL in kinds else frozenset())
     )
+
+
+def _maybe_any(text: str, gate_words: frozenset[bytes]) -> bool:
+    """Whether the gate lets ``text`` in, for the kinds of ``gate_words`` (a digit or '@'
+    for any kind: one test covers both). An utterance with neither and none of the words
+    costs one encode, one translate, one split and one set test (benchmarks/stages.py)."""
+    try:
+        encoded = text.encode()
+    except UnicodeEncodeError:  # a lone surrogate (a JSON escape): kept as it is
+        encoded = text.encode("utf-8", "surrogatepass")
+    shapes = encoded.translate(_SHAPES)
+    return 35 in shapes or not gate_words.isdisjoint(shapes.split())  # 35: '#', one memchr
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,16 +390,18 @@ def find(
     security-code phrase at its end waits for the speaker's next utterance."""
     found: list[Match] = []
     waiting = False
-    lowered = text.lower()
-    numbers = kinds & _NUMBERS and _maybe_digits(text, lowered)
+    words = _words(text)
+    numbers = kinds & _NUMBERS and (
+        _ASCII_DIGIT.search(text) is not None or not _NUMBER_WORDS.isdisjoint(words)
+    )
     runs = _runs(text, _digit_items(text)) if numbers else []
     if runs and Kind.CARD in kinds:
         found += _cards(runs)
     if runs and Kind.SSN in kinds:
         found += _ssns(text, runs)
-    if Kind.EMAIL in kinds and ("@" in text or "dot" in lowered):
+    if Kind.EMAIL in kinds and ("@" in text or not _EMAIL_WORDS.isdisjoint(words)):
         found += _emails(text)
-    if Kind.CVV in kinds and (runs or any(map(lowered.__contains__, _CVV_STEMS))):
+    if Kind.CVV in kinds and (runs or not _CVV_PHRASE_WORDS.isdisjoint(words)):
         # A phrase alone: the digits come next. Last, as the others end a phrase's reach.
         cvvs, waiting = _cvvs(text, runs, cvv_pending, found)
         found += cvvs
@@ -453,33 +475,66 @@ def _written_card(text: str) -> bool:
     return False
 
 
-_SSN_SHAPE = re.compile(r"[0-9]{3}[\s\-]{1,3}[0-9]{2}[\s\-]{1,3}[0-9]{4}|[0-9]{9}")
-_THREE_DIGITS = re.compile(r"[0-9][^0-9]*[0-9][^0-9]*[0-9]")
-_CARD_STEMS = ("card", "visa", "master", "amex", "american", "discover", "credit", "debit")
+_SPACES = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+"""What Python's ``\\s`` matches in a str pattern (tests/test_sensitive.py holds them equal):
+RE2's ``\\s`` is ASCII only."""
+_STEMS = {  # each phrase of _CVV_WORDS, _CARD_WORDS and _SSN_WORDS holds one of its kind's
+    Kind.CVV: ("cv", "cid", "secur", "verif", "digit"),
+    Kind.CARD: ("card", "visa", "master", "amex", "american", "discover", "credit", "debit"),
+    Kind.SSN: ("ssn", "social"),
+}
+_STEMS[Kind.CARD] += ("long",)  # "long number"
+
+
+_SEP = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in _SPACES + ".-") + "]"  # RE2's syntax
+_RUN_TAIL = re2.compile(rf"(?:[0-9]|{_SEP})*".encode())
+
+
+@functools.cache
+def _frame_patterns(kinds: frozenset[Kind], digits: bool) -> tuple[Any, Any]:
+    """Two RE2 patterns for what a frame's text could hold of ``kinds`` (``None`` for one
+    with nothing to look for): a match of the first is enough; one of the second is whole
+    groups of 13-19 digits that start as a card, all of the card rule but the Luhn check.
+    ``digits``: whether the text holds an ASCII digit (without one only digit words and
+    addresses can be in it). RE2 runs each as one DFA over the bytes, in C, where Python's
+    ``re`` tries each alternative at each digit of a frame's ids and times (the cost of a
+    flood of frames set aside: benchmarks/README.md)."""
+    words = "|".join(sorted(w.decode() for w in _NUMBER_WORDS))
+    sure = [rf"(?:^|[^A-Za-z])(?i:{words})(?:[^A-Za-z]|$)"] if kinds & _NUMBERS else []
+    if Kind.EMAIL in kinds:
+        sure += ["@", "(?i:dot)"]
+    card = None
+    if digits:
+        stems = [stem for k in Kind if k in kinds for stem in _STEMS.get(k, ())]
+        sure += [f"(?i:{'|'.join(stems)})"] if stems else []
+        if Kind.SSN in kinds:  # 3-2-4 digits (9 alone need a phrase: a stem above)
+            sure.append(rf"[0-9]{{3}}{_SEP}{{1,3}}[0-9]{{2}}{_SEP}{{1,3}}[0-9]{{4}}")
+        if Kind.CARD in kinds:  # no digit just before or after: whole groups
+            digit = rf"{_SEP}{{0,3}}[0-9]"
+            window = rf"[2-6](?:{digit}){{12,18}}|1(?:{digit}){{14}}"
+            card = re2.compile(rf"(?:^|[^0-9])(?:{window})(?:[^0-9]|$)".encode())
+    return (re2.compile("|".join(sure).encode()) if sure else None), card
 
 
 def _worth_reading(text: str, kinds: frozenset[Kind]) -> bool:
     """For a frame set aside and its strings (ids, times, versions: digits everywhere, no
-    card): whether one could hold a match, in a few scans in C. Written digits alone must
-    make 13 in groups for a card, or the shape of an SSN; a code needs its phrase; spoken
-    digits need their words. Unlike a speaker's utterance, nothing follows a frame's
-    string, so a short run alone is nothing (:meth:`Screen.text` masks a trailing run
-    after card words only)."""
-    lowered = text.lower()
-    if kinds & _NUMBERS and (
-        _has_number_words(lowered)
-        or (Kind.CARD in kinds and _written_card(text))
-        or (Kind.SSN in kinds and _SSN_SHAPE.search(text) is not None)
-    ):
+    card): whether the screen could change ``text`` (no false "no"), in two scans in C for
+    most frames. Where the second finds what may be a card, :func:`_written_card` reads its
+    run from there (the Luhn check, on every window of it), and the scan goes on after."""
+    sure, card = _frame_patterns(kinds, _ASCII_DIGIT.search(text) is not None)
+    encoded = text.encode("utf-8", "surrogatepass")
+    if sure is not None and sure.search(encoded) is not None:
         return True
-    has_digits = _THREE_DIGITS.search(text) is not None
-    if has_digits and Kind.CVV in kinds and any(map(lowered.__contains__, _CVV_STEMS)):
-        return True
-    if has_digits and Kind.CARD in kinds and any(map(lowered.__contains__, _CARD_STEMS)):
-        return True
-    if Kind.SSN in kinds and ("ssn" in lowered or "social" in lowered):
-        return True
-    return Kind.EMAIL in kinds and ("@" in text or "dot" in lowered)
+    at = 0
+    while card is not None and (m := card.search(encoded, at)) is not None:
+        end = _RUN_TAIL.match(encoded, m.end()).end()
+        if _written_card(encoded[m.start() : end].decode("utf-8", "surrogatepass")):
+            return True
+        at = end
+    return False
 
 
 @dataclass
@@ -499,6 +554,10 @@ class Screen:
     counts: Counter[str] = field(default_factory=Counter)
     _held: dict[tuple[str, str], _Held] = field(default_factory=dict)
     _cvv_pending: set[tuple[str, str]] = field(default_factory=set)
+    _gate: frozenset[bytes] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._gate = _gate_words(self.kinds)
 
     @property
     def held(self) -> int:
@@ -509,9 +568,11 @@ class Screen:
         speaker first); nothing while it ends in a run that may still become a card."""
         if not self.kinds:
             return [utterance]
+        plain = not _maybe_any(utterance.text, self._gate)
+        if plain and not self._held and not self._cvv_pending:  # most utterances: this alone
+            return [utterance]
         key = (utterance.conversation_id, utterance.speaker)
-        quiet = key not in self._held and key not in self._cvv_pending
-        if quiet and not _maybe_any(utterance.text, self.kinds):  # most utterances: one test
+        if plain and key not in self._held and key not in self._cvv_pending:
             return [utterance]
         held = self._held.pop(key, None)
         group = (held.utterances if held else []) + [utterance]
@@ -529,11 +590,18 @@ class Screen:
         return out
 
     def text(self, text: str) -> str:
-        """A text on its own (a fragment set aside), redacted, its trailing run masked."""
+        """A fragment set aside, redacted, its trailing run masked as a final's would be
+        when its hold ends (a fragment is part of what a speaker goes on saying)."""
+        return self._alone(text, only_after_card_words=False)
+
+    def _alone(self, text: str, *, only_after_card_words: bool) -> str:
         matches, _ = find(text, self.kinds)
         spans = [(m.start, m.end, LABELS[m.kind]) for m in matches]
-        if Kind.CARD in self.kinds and _maybe_digits(text, text.lower()):
-            trailing = open_run(text, bool(_CARD_WORDS.search(text)))
+        if Kind.CARD in self.kinds and _maybe_digits(text):
+            card_words = bool(_CARD_WORDS.search(text))
+            trailing = open_run(text, card_words)
+            if only_after_card_words and not card_words:
+                trailing = None
             if trailing is not None and not _covered(trailing, matches):
                 spans.append((trailing[0], trailing[1], MASKED))
                 self.counts["number"] += 1
@@ -547,20 +615,30 @@ class Screen:
         that does not (cut short, not JSON) redacted as text, whole. A frame with nothing
         to redact is kept exactly as it came; bytes that are not UTF-8 are escaped
         (``\\xff``). One check of the whole frame first: most frames of a flood have
-        nothing to find, and pay only that."""
+        nothing to find, and pay only that. It reads the frame as it came: a frame with a
+        backslash that parses (a JSON escape: ``\\u0034`` is a 4) has its strings read.
+
+        A frame's trailing digit run is masked only after card words: its end is where a
+        string ended or where the frame was cut, and nothing the speaker said next is in
+        it; an id or a version ending in four digits is kept as it is."""
         text = frame.decode("utf-8", "backslashreplace") if isinstance(frame, bytes) else frame
-        if not self.kinds or not _worth_reading(text, self.kinds):
+        if not self.kinds:
+            return text
+        clean = not _worth_reading(text, self.kinds)
+        if clean and "\\" not in text:
             return text
         try:
             value = json.loads(text)
         except (ValueError, RecursionError):
-            return self.text(text)
+            return text if clean else self._alone(text, only_after_card_words=True)
         redacted = self._strings(value)
         return text if redacted == value else json.dumps(redacted, ensure_ascii=False)
 
     def _strings(self, value: object) -> object:
         if isinstance(value, str):
-            return self.text(value) if _worth_reading(value, self.kinds) else value
+            if not _worth_reading(value, self.kinds):
+                return value
+            return self._alone(value, only_after_card_words=True)
         if isinstance(value, list):
             return [self._strings(v) for v in value]
         if isinstance(value, dict):
@@ -601,7 +679,7 @@ class Screen:
         pending = key in self._cvv_pending
         matches, waiting = find(joined, self.kinds, cvv_pending=pending)
         trailing = None
-        if Kind.CARD in self.kinds and _maybe_digits(joined, joined.lower()):
+        if Kind.CARD in self.kinds and _maybe_digits(joined):
             trailing = open_run(joined, bool(_CARD_WORDS.search(joined)))
         if hold and trailing is not None:
             self._held[key] = _Held(group, since)
