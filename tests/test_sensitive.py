@@ -21,6 +21,7 @@ from trio_transcripts.sensitive import (
     find,
     luhn,
     parse_kinds,
+    parse_regions,
     redact,
 )
 
@@ -214,7 +215,7 @@ def test_the_setting(text: str, kinds: set[Kind]) -> None:
 
 
 def test_a_wrong_setting_says_what_is_allowed() -> None:
-    with pytest.raises(ValueError, match="card, cvv, ssn, email, none"):
+    with pytest.raises(ValueError, match="card, cvv, ssn, email, phone, none"):
         parse_kinds("cards")
     assert set(LABELS) == set(Kind)
 
@@ -352,3 +353,39 @@ def test_letters_that_fold_to_ascii_are_not_digit_words(letter: str) -> None:
     assert redact(text, ALL)[0] == text
     screen = Screen(ALL)
     assert [u.text for u in screen.final(utterance(1, text), 0) + screen.release()] == [text]
+
+
+# --- phone numbers (off by default; libphonenumber's rules for the regions named) --------
+
+PHONE = frozenset({Kind.PHONE})
+
+
+@pytest.mark.parametrize(
+    ("text", "regions", "expected"),
+    [
+        ("call me on (415) 555-2671 tomorrow", ("US",), "call me on [phone number] tomorrow"),
+        ("it's four one five five five five two six seven one", ("US",), "it's [phone number]"),
+        ("or +44 20 7946 0958 at work", ("US",), "or [phone number] at work"),  # international
+        ("my number is 020 7946 0958", ("GB",), "my number is [phone number]"),
+        ("my number is 020 7946 0958", ("US",), "my number is 020 7946 0958"),  # not a US one
+        ("order 12345, 3 items", ("US", "GB"), "order 12345, 3 items"),
+    ],
+)
+def test_phone_numbers_of_the_regions_named(
+    text: str, regions: tuple[str, ...], expected: str
+) -> None:
+    assert redact(text, PHONE, regions)[0] == expected
+    assert redact(expected, PHONE, regions)[0] == expected, "idempotent"
+
+
+def test_phones_are_off_by_default_and_the_regions_setting_says_what_it_takes() -> None:
+    assert Kind.PHONE not in DEFAULT_KINDS
+    assert redact("call (415) 555-2671")[0] == "call (415) 555-2671"
+    assert parse_regions(" us, GB,us ") == ("US", "GB")
+    with pytest.raises(ValueError, match="ISO 3166 region codes"):
+        parse_regions("USA")
+
+
+def test_a_frame_set_aside_has_its_phone_numbers_taken_out() -> None:
+    frame = '{"t": "ring me on (415) 555-2671", "id": "00000000-0000-4000-8000-000000000000"'
+    assert Screen(PHONE).frame(frame) == frame.replace("(415) 555-2671", "[phone number]")

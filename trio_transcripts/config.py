@@ -32,7 +32,7 @@ from .influx_settings import InfluxSettings
 from .lineproto import Schema
 from .liveness import KEEPALIVE_MS, MARGIN_MS
 from .redaction import redact_url
-from .sensitive import DEFAULT_KINDS, Kind
+from .sensitive import DEFAULT_KINDS, PHONE_REGIONS, Kind
 from .settings import KNOWN, SECRET_FILES, SETTINGS
 from .shard import Shard, budget_problem, parse_shard
 
@@ -54,6 +54,7 @@ class WorkerSettings:
     # What is taken out of every text before anything is written (``sensitive.py``): card
     # numbers and security codes unless told otherwise, embedded or not.
     redact: frozenset[Kind] = DEFAULT_KINDS
+    phone_regions: tuple[str, ...] = PHONE_REGIONS  # national forms read as phones there
 
 
 @dataclass(frozen=True)

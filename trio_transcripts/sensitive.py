@@ -38,7 +38,7 @@ import functools
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +53,7 @@ class Kind(enum.Enum):
     CVV = "cvv"
     SSN = "ssn"
     EMAIL = "email"
+    PHONE = "phone"
 
 
 LABELS = {
@@ -60,6 +61,7 @@ LABELS = {
     Kind.CVV: "[security code]",
     Kind.SSN: "[social security number]",
     Kind.EMAIL: "[email address]",
+    Kind.PHONE: "[phone number]",
 }
 MASKED = "[number]"
 """A trailing digit run held as a possible card's start, let go before a card was read."""
@@ -70,6 +72,8 @@ HOLD_MS = 10_000
 """A caller reading a card pauses between groups for a few seconds: the bound is that, and
 what it costs the held utterances' latency (and only theirs)."""
 CVV_WORDS = 8
+PHONE_REGIONS = ("US",)
+"""Where phone numbers are read as national ones by default (``PHONE_REGIONS``)."""
 
 
 def parse_kinds(text: str) -> frozenset[Kind]:
@@ -380,14 +384,102 @@ def _emails(text: str) -> list[Match]:
     ]
 
 
-_NUMBERS = frozenset({Kind.CARD, Kind.CVV, Kind.SSN})
+_NUMBERS = frozenset({Kind.CARD, Kind.CVV, Kind.SSN, Kind.PHONE})
+
+
+def _phones(text: str, runs: list[list[_Digits]], regions: tuple[str, ...]) -> list[Match]:
+    """Phone numbers Google's libphonenumber (``phonenumbers``) takes as valid for one of
+    ``regions``, written (its matcher: ``(415) 555-2671``, ``+44 20 7946 0958``) or read
+    out (a run with a digit word in it, its digits parsed). Imported on first use: only a
+    screen that redacts phones pays for its metadata."""
+    import phonenumbers
+
+    found = [
+        Match(Kind.PHONE, m.start, m.end)
+        for region in regions
+        for m in phonenumbers.PhoneNumberMatcher(text, region, phonenumbers.Leniency.VALID)
+    ]
+    for run in runs:
+        digits = "".join(x.digits for x in run)
+        spoken = any(not text[x.start].isdigit() for x in run)
+        if spoken and 5 <= len(digits) <= 17 and any(_valid(digits, r) for r in regions):
+            found.append(Match(Kind.PHONE, run[0].start, run[-1].end))
+    return found
+
+
+def _valid(digits: str, region: str) -> bool:
+    import phonenumbers
+
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(digits, region))
+    except phonenumbers.NumberParseException:
+        return False
+
+
+def parse_regions(text: str) -> tuple[str, ...]:
+    """``US,GB`` (``PHONE_REGIONS``): the regions whose national forms count as phone
+    numbers (an international one, ``+44 ...``, counts whatever they are); a ValueError
+    names a code libphonenumber does not know."""
+    import phonenumbers
+
+    codes = tuple(dict.fromkeys(c.strip().upper() for c in text.split(",") if c.strip()))
+    wrong = [c for c in codes if c not in phonenumbers.SUPPORTED_REGIONS]
+    if wrong or not codes:
+        raise ValueError(
+            f"must be a comma-separated set of ISO 3166 region codes such as US,GB (got {text!r})"
+        )
+    return codes
 
 
 def find(
-    text: str, kinds: frozenset[Kind], *, cvv_pending: bool = False
+    text: str,
+    kinds: frozenset[Kind],
+    *,
+    cvv_pending: bool = False,
+    regions: tuple[str, ...] = PHONE_REGIONS,
 ) -> tuple[list[Match], bool]:
     """Every match of ``kinds`` in ``text``, in order and not overlapping, and whether a
     security-code phrase at its end waits for the speaker's next utterance."""
+    matches, waiting = _find_once(text, kinds, cvv_pending, regions)
+    if Kind.PHONE not in kinds:  # the others are read so that a second pass finds nothing
+        return matches, waiting
+    # libphonenumber's matcher reads the digits around a number: what the others took out
+    # can leave one, and one taken out can leave a social security number. Read again what
+    # the labels leave until nothing more is found (each pass takes digits out).
+    while True:
+        labelled = _labelled(matches)
+        more, _ = _find_once(_replace(text, matches), kinds, cvv_pending, regions)
+        more = [m for m in map(labelled, more) if m is not None]
+        if not more:
+            return matches, waiting
+        matches = sorted(matches + more, key=lambda m: m.start)
+
+
+def _labelled(matches: Sequence[Match]) -> Callable[[Match], Match | None]:
+    """A match in the text with ``matches`` labelled, back in the text's own offsets (none
+    for one that takes in a label: it is about the label's words)."""
+    spans = []  # (start, end) of each label in the labelled text, and its match
+    shift = 0
+    for m in matches:
+        start = m.start - shift
+        spans.append((start, start + len(LABELS[m.kind]), m))
+        shift += (m.end - m.start) - len(LABELS[m.kind])
+
+    def back(found: Match) -> Match | None:
+        moved = 0
+        for start, end, m in spans:
+            if found.start < end and start < found.end:
+                return None
+            if end <= found.start:
+                moved = m.end - end
+        return Match(found.kind, found.start + moved, found.end + moved)
+
+    return back
+
+
+def _find_once(
+    text: str, kinds: frozenset[Kind], cvv_pending: bool, regions: tuple[str, ...]
+) -> tuple[list[Match], bool]:
     found: list[Match] = []
     waiting = False
     words = _words(text)
@@ -397,8 +489,10 @@ def find(
     runs = _runs(text, _digit_items(text)) if numbers else []
     if runs and Kind.CARD in kinds:
         found += _cards(runs)
-    if runs and Kind.SSN in kinds:
-        found += _ssns(text, runs)
+    if numbers and Kind.PHONE in kinds:
+        found += [m for m in _phones(text, runs, regions) if not _covered((m.start, m.end), found)]
+    if runs and Kind.SSN in kinds:  # in what the others left, as a second pass reads it
+        found += _ssns(text, _outside(runs, found))
     if Kind.EMAIL in kinds and ("@" in text or not _EMAIL_WORDS.isdisjoint(words)):
         found += _emails(text)
     if Kind.CVV in kinds and (runs or not _CVV_PHRASE_WORDS.isdisjoint(words)):
@@ -414,9 +508,11 @@ def find(
     return kept, waiting
 
 
-def redact(text: str, kinds: frozenset[Kind] = DEFAULT_KINDS) -> tuple[str, Counter[Kind]]:
+def redact(
+    text: str, kinds: frozenset[Kind] = DEFAULT_KINDS, regions: tuple[str, ...] = PHONE_REGIONS
+) -> tuple[str, Counter[Kind]]:
     """``text`` with each match replaced by its label, and how many of each kind."""
-    matches, _ = find(text, kinds)
+    matches, _ = find(text, kinds, regions=regions)
     return _replace(text, matches), Counter(m.kind for m in matches)
 
 
@@ -494,42 +590,60 @@ _RUN_TAIL = re2.compile(rf"(?:[0-9]|{_SEP})*".encode())
 
 
 @functools.cache
-def _frame_patterns(kinds: frozenset[Kind], digits: bool) -> tuple[Any, Any]:
-    """Two RE2 patterns for what a frame's text could hold of ``kinds`` (``None`` for one
-    with nothing to look for): a match of the first is enough; one of the second is whole
-    groups of 13-19 digits that start as a card, all of the card rule but the Luhn check.
-    ``digits``: whether the text holds an ASCII digit (without one only digit words and
-    addresses can be in it). RE2 runs each as one DFA over the bytes, in C, where Python's
-    ``re`` tries each alternative at each digit of a frame's ids and times (the cost of a
-    flood of frames set aside: benchmarks/README.md)."""
+def _frame_patterns(kinds: frozenset[Kind], digits: bool) -> tuple[Any, Any, Any]:
+    """RE2 patterns for what a frame's text could hold of ``kinds`` (``None`` where there is
+    nothing to look for): ``sure``, of which a match is enough; ``card``, whole groups of
+    13-19 digits that start as a card (all of the card rule but the Luhn check); and the two
+    as one (``card`` its group), for the one scan most frames get. ``digits``: whether the
+    text holds an ASCII digit (without one only digit words and addresses can be in it).
+    RE2 runs each as one DFA over the bytes, in C, where Python's ``re`` tries each
+    alternative at each digit of a frame's ids and times (the cost of a flood of frames set
+    aside: benchmarks/README.md)."""
     words = "|".join(sorted(w.decode() for w in _NUMBER_WORDS))
     sure = [rf"(?:^|[^A-Za-z])(?i:{words})(?:[^A-Za-z]|$)"] if kinds & _NUMBERS else []
     if Kind.EMAIL in kinds:
         sure += ["@", "(?i:dot)"]
-    card = None
+    card = ""
     if digits:
         stems = [stem for k in Kind if k in kinds for stem in _STEMS.get(k, ())]
         sure += [f"(?i:{'|'.join(stems)})"] if stems else []
+        if Kind.PHONE in kinds:  # 5 digits or more, as libphonenumber's matcher takes them
+            sure.append(r"[0-9](?:[^A-Za-z]{0,4}[0-9]){4}")
         if Kind.SSN in kinds:  # 3-2-4 digits (9 alone need a phrase: a stem above)
             sure.append(rf"[0-9]{{3}}{_SEP}{{1,3}}[0-9]{{2}}{_SEP}{{1,3}}[0-9]{{4}}")
         if Kind.CARD in kinds:  # no digit just before or after: whole groups
             digit = rf"{_SEP}{{0,3}}[0-9]"
             window = rf"[2-6](?:{digit}){{12,18}}|1(?:{digit}){{14}}"
-            card = re2.compile(rf"(?:^|[^0-9])(?:{window})(?:[^0-9]|$)".encode())
-    return (re2.compile("|".join(sure).encode()) if sure else None), card
+            card = rf"(?:^|[^0-9])(?:{window})(?:[^0-9]|$)"
+    either = "|".join(sure)
+    if card:  # the sure first: at one start, leftmost-first takes the first alternative
+        either = f"(?:{either})|({card})" if either else f"({card})"
+    return (
+        re2.compile("|".join(sure).encode()) if sure else None,
+        re2.compile(card.encode()) if card else None,
+        re2.compile(either.encode()) if either else None,
+    )
 
 
 def _worth_reading(text: str, kinds: frozenset[Kind]) -> bool:
     """For a frame set aside and its strings (ids, times, versions: digits everywhere, no
-    card): whether the screen could change ``text`` (no false "no"), in two scans in C for
-    most frames. Where the second finds what may be a card, :func:`_written_card` reads its
-    run from there (the Luhn check, on every window of it), and the scan goes on after."""
-    sure, card = _frame_patterns(kinds, _ASCII_DIGIT.search(text) is not None)
+    card): whether the screen could change ``text`` (no false "no"), in one scan in C for
+    most frames. Where it first finds what may be a card, nothing sure came before it; the
+    rest is scanned for the sure, and each possible card's run read by
+    :func:`_written_card` (the Luhn check, on every window of it from there)."""
+    sure, card, either = _frame_patterns(kinds, _ASCII_DIGIT.search(text) is not None)
+    if either is None:
+        return False
     encoded = text.encode("utf-8", "surrogatepass")
-    if sure is not None and sure.search(encoded) is not None:
+    first = either.search(encoded)
+    if first is None:
+        return False
+    if card is None or first.start(1) < 0:
         return True
-    at = 0
-    while card is not None and (m := card.search(encoded, at)) is not None:
+    if sure is not None and sure.search(encoded, first.start() + 1) is not None:
+        return True
+    at = first.start()
+    while (m := card.search(encoded, at)) is not None:
         end = _RUN_TAIL.match(encoded, m.end()).end()
         if _written_card(encoded[m.start() : end].decode("utf-8", "surrogatepass")):
             return True
@@ -549,6 +663,7 @@ class Screen:
     holding the module docstring describes. Counts what it replaced, by kind."""
 
     kinds: frozenset[Kind] = DEFAULT_KINDS
+    phone_regions: tuple[str, ...] = PHONE_REGIONS
     hold_ms: int = HOLD_MS
     hold_utterances: int = HOLD_UTTERANCES
     counts: Counter[str] = field(default_factory=Counter)
@@ -595,7 +710,7 @@ class Screen:
         return self._alone(text, only_after_card_words=False)
 
     def _alone(self, text: str, *, only_after_card_words: bool) -> str:
-        matches, _ = find(text, self.kinds)
+        matches, _ = find(text, self.kinds, regions=self.phone_regions)
         spans = [(m.start, m.end, LABELS[m.kind]) for m in matches]
         if Kind.CARD in self.kinds and _maybe_digits(text):
             card_words = bool(_CARD_WORDS.search(text))
@@ -677,7 +792,7 @@ class Screen:
         texts = [u.text for u in group]
         joined = " ".join(texts)
         pending = key in self._cvv_pending
-        matches, waiting = find(joined, self.kinds, cvv_pending=pending)
+        matches, waiting = find(joined, self.kinds, cvv_pending=pending, regions=self.phone_regions)
         trailing = None
         if Kind.CARD in self.kinds and _maybe_digits(joined):
             trailing = open_run(joined, bool(_CARD_WORDS.search(joined)))

@@ -29,7 +29,14 @@ from typing import Any
 
 from .influx_settings import InfluxSettings
 from .lineproto import Schema
-from .sensitive import DEFAULT_KINDS, Kind, describe_kinds, parse_kinds
+from .sensitive import (
+    DEFAULT_KINDS,
+    PHONE_REGIONS,
+    Kind,
+    describe_kinds,
+    parse_kinds,
+    parse_regions,
+)
 
 RUN = frozenset({"run"})
 WORKER = frozenset({"run", "demo"})  # the worker's tuning: run's, and the demo's worker's
@@ -206,6 +213,17 @@ SETTINGS: tuple[Setting, ...] = (
             "what is taken out of every text before anything is written: a comma-separated "
             f"set of {', '.join(k.value for k in Kind)}, or none (default: "
             f"{describe_kinds(DEFAULT_KINDS)})"
+        ),
+    ),
+    _variable(
+        "PHONE_REGIONS",
+        "--phone-regions",
+        field="phone_regions",
+        parse=parse_regions,
+        commands=WORKER,
+        help=(
+            "with --redact phone: the regions (ISO 3166 codes) whose national numbers count "
+            f"(default: {','.join(PHONE_REGIONS)}; +44 ... counts whatever they are)"
         ),
     ),
     _variable("SHARD", "--shard"),

@@ -62,7 +62,7 @@ from .pulse import Pulse
 from .redaction import redact_url
 from .ring import RingFull
 from .router import Action, Enqueue, Router, SetAsideFragment, SetAsideFrame, SourceEvent
-from .sensitive import Screen, describe_kinds
+from .sensitive import Kind, Screen, describe_kinds
 from .sinks import Pingable, Sink, WriteResult
 from .sinks.deadletter import DeadLetters, fragment_line, frame_line
 from .snapshot import Snapshot, status_line
@@ -150,9 +150,9 @@ class Worker:
         self.sink_ok_at: float | None = None  # trio clock: ready, or a write acknowledged
         self.router = Router(
             Coalescer(source.merge, idle_timeout_ms=settings.idle_timeout_ms),
-            Screen(settings.redact),
+            Screen(settings.redact, settings.phone_regions),
         )
-        self.backfill_screen = Screen(settings.redact)
+        self.backfill_screen = Screen(settings.redact, settings.phone_regions)
         self.queue: BackpressureQueue[Utterance] = BackpressureQueue(
             settings.buffer_capacity, high_water=settings.high_water, low_water=settings.low_water
         )
@@ -596,10 +596,13 @@ class Worker:
                 self.sink.describe(),
                 self.dead_letters.path.resolve(),
             )
+            phones = self.settings.phone_regions if Kind.PHONE in self.settings.redact else ()
             log.info(
-                "redacting %s from every text before it is written (--redact or REDACT: "
-                "card, cvv, ssn, email, or none)",
+                "redacting %s%s from every text before it is written (--redact or REDACT: "
+                "%s, or none)",
                 describe_kinds(self.settings.redact),
+                f" (phone numbers of {','.join(phones)})" if phones else "",
+                ", ".join(k.value for k in Kind),
             )
             return not self.lifecycle.stopping  # a stop in the same turn: nothing is read
         return False
