@@ -18,6 +18,7 @@ from trio_transcripts.sensitive import (
     Screen,
     _gate_words,
     _maybe_any,
+    _worth_reading,
     find,
     luhn,
     parse_kinds,
@@ -389,3 +390,12 @@ def test_phones_are_off_by_default_and_the_regions_setting_says_what_it_takes() 
 def test_a_frame_set_aside_has_its_phone_numbers_taken_out() -> None:
     frame = '{"t": "ring me on (415) 555-2671", "id": "00000000-0000-4000-8000-000000000000"'
     assert Screen(PHONE).frame(frame) == frame.replace("(415) 555-2671", "[phone number]")
+
+
+def test_digits_glued_to_an_ids_letters_are_not_read_for_a_card() -> None:
+    """``65`` of ``57450e65`` is part of a word (as ``find`` reads it), so the 14 digits
+    from it, which pass Luhn, send the frame to no slow reading (the flood's cost)."""
+    conversation = '"conversationId": "57450e65-2001-4170-9418-f7af25b7501a"'
+    assert luhn("65200141709418")
+    assert not _worth_reading(conversation, DEFAULT_KINDS)
+    assert Screen(DEFAULT_KINDS).frame("{" + conversation) == "{" + conversation

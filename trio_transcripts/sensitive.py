@@ -611,10 +611,11 @@ def _frame_patterns(kinds: frozenset[Kind], digits: bool) -> tuple[Any, Any, Any
             sure.append(r"[0-9](?:[^A-Za-z]{0,4}[0-9]){4}")
         if Kind.SSN in kinds:  # 3-2-4 digits (9 alone need a phrase: a stem above)
             sure.append(rf"[0-9]{{3}}{_SEP}{{1,3}}[0-9]{{2}}{_SEP}{{1,3}}[0-9]{{4}}")
-        if Kind.CARD in kinds:  # no digit just before or after: whole groups
+        if Kind.CARD in kinds:
+            # whole groups, not glued to letters either (_ITEM: "e65" in an id is a word)
             digit = rf"{_SEP}{{0,3}}[0-9]"
             window = rf"[2-6](?:{digit}){{12,18}}|1(?:{digit}){{14}}"
-            card = rf"(?:^|[^0-9])(?:{window})(?:[^0-9]|$)"
+            card = rf"(?:^|[^0-9A-Za-z])(?:{window})(?:[^0-9A-Za-z]|$)"
     either = "|".join(sure)
     if card:  # the sure first: at one start, leftmost-first takes the first alternative
         either = f"(?:{either})|({card})" if either else f"({card})"
