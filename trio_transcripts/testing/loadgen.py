@@ -5,8 +5,10 @@ library, and so spends a core of its own: a client reading from it measures the 
 This generator renders the same calls (:func:`~.simulator.calls.stream_frames`, the same
 seeds, the same truth) once, encodes each as a server WebSocket frame (unmasked: a header and
 the payload, RFC 6455 section 5.2), concatenates them, and writes that buffer to each socket in
-large slices, as fast as the client reads or at ``--rate``. What it costs per frame is then
-one ``memoryview`` slice per ~1 MiB, so whatever reads from it is the limit.
+large slices, as fast as the client reads. What it costs per frame is then one ``memoryview``
+slice per ~1 MiB, so whatever reads from it is the limit. At ``--rate`` each frame goes out
+on its own at its due time, as a contact centre's calls send them (issue 23: sending the
+frames due every few ms batched the reader's wake-ups that real traffic does not).
 
 It answers the same REST calls as the simulator (tokens, channels, subscriptions: the
 simulator's own :class:`~.simulator.api.SimApi`), takes the WebSocket handshake itself
@@ -48,8 +50,6 @@ from .simulator.sockets import FRAGMENT_PATH, PONG, endpoints, serve_http
 WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SLICE_BYTES = 1 << 20
 """Unpaced, the stream goes out in slices of about this size (whole frames)."""
-TICK_S = 0.005
-"""Paced (``--rate``), the frames due are sent every this often."""
 
 
 def server_frame(payload: bytes, opcode: int = 0x1) -> bytes:
@@ -280,9 +280,9 @@ class LoadGenerator:
         sent = 0
         started = trio.current_time()
         while sent < len(ends):
-            if self.config.rate > 0:
-                await trio.sleep(TICK_S)
-                due = min(len(ends), int((trio.current_time() - started) * self.config.rate))
+            if self.config.rate > 0:  # one frame a write, at its own time
+                await trio.sleep_until(started + sent / self.config.rate)
+                due = sent + 1
             else:
                 start = ends[sent - 1] if sent else 0
                 due = max(sent + 1, bisect.bisect_right(ends, start + SLICE_BYTES))
