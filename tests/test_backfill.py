@@ -76,7 +76,7 @@ async def run_until_filled(worker: Worker, sim: Simulator) -> None:
         with trio.fail_after(90):
             await filled(worker, sim)
         worker.stop()
-    gc.collect()  # the refused handshakes' sockets, while this test's filters apply
+    gc.collect()  # a socket left open (a refused handshake's) would fail the test here
 
 
 async def filled(worker: Worker, sim: Simulator) -> None:
@@ -88,16 +88,6 @@ async def filled(worker: Worker, sim: Simulator) -> None:
         await worker.wait_progress()
 
 
-# trio-websocket leaves the client socket of a refused handshake open (the outage fault
-# refuses them; ../shared/trio-notes.md, "Observed leak").
-LEAKS_REFUSED_SOCKETS = (
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-    pytest.mark.filterwarnings("ignore:unclosed <socket:ResourceWarning"),
-)
-
-
-@LEAKS_REFUSED_SOCKETS[0]
-@LEAKS_REFUSED_SOCKETS[1]
 async def test_every_utterance_is_stored_once_live_or_backfilled(
     influxd: Influxd, database: str, tmp_path: Path
 ) -> None:
@@ -117,8 +107,6 @@ async def test_every_utterance_is_stored_once_live_or_backfilled(
     assert any(json.loads(line)["type"] == "done" for line in queue)
 
 
-@LEAKS_REFUSED_SOCKETS[0]
-@LEAKS_REFUSED_SOCKETS[1]
 async def test_a_transcript_not_yet_there_is_asked_for_again_then_written(
     influxd: Influxd, database: str, tmp_path: Path
 ) -> None:
@@ -133,8 +121,6 @@ async def test_a_transcript_not_yet_there_is_asked_for_again_then_written(
     assert_each_truth_stored_once(sim, stored_finals(influxd, database))
 
 
-@LEAKS_REFUSED_SOCKETS[0]
-@LEAKS_REFUSED_SOCKETS[1]
 async def test_an_expired_url_is_asked_for_again(
     influxd: Influxd, database: str, tmp_path: Path
 ) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 
-import pytest
 import trio
 
 from trio_transcripts.auth import Credentials, TokenManager
@@ -16,10 +15,6 @@ from trio_transcripts.sources.fragment_stream import FragmentStreamSettings, Fra
 from trio_transcripts.testing.simulator import FRAGMENT_PATH, Faults, SimConfig, Simulator
 
 
-# trio-websocket 0.12.2 leaves the socket of a rejected handshake unclosed (see
-# trio_transcripts/sources/__init__.py, close_transport, for the other leak we work around).
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.filterwarnings("ignore:unclosed <socket:ResourceWarning")
 async def test_401_renews_the_token_and_drops_reconnect() -> None:
     sim = Simulator(
         SimConfig(
@@ -55,7 +50,7 @@ async def test_401_renews_the_token_and_drops_reconnect() -> None:
                 await changed.wait()
         nursery.cancel_scope.cancel()
     await tokens.aclose()
-    gc.collect()  # the rejected handshake's socket, while this test's filter still applies
+    gc.collect()  # a socket left open (a rejected handshake's) would fail the test here
     assert sim.stats.rejected_handshakes == 1 and sim.stats.tokens_issued == 2
     assert sim.stats.drops >= 2 and len(source.gaps) >= 2
     pieces: dict[tuple[str, str], str] = {}

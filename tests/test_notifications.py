@@ -146,10 +146,6 @@ async def test_socket_closing_opens_the_new_socket_first_no_gap() -> None:
         assert collected.finals() == truth_keys(sim)
 
 
-# trio-websocket 0.12.2 leaves the socket of a rejected handshake unclosed (see
-# trio_transcripts/sources/__init__.py, close_transport, for the other leak we work around).
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.filterwarnings("ignore:unclosed <socket:ResourceWarning")
 async def test_handshake_401_renews_the_token_and_makes_a_new_channel() -> None:
     async with running(SimConfig(calls=2, utterances=3, faults=Faults(handshake_401=1))) as (
         sim,
@@ -160,7 +156,7 @@ async def test_handshake_401_renews_the_token_and_makes_a_new_channel() -> None:
         assert sim.stats.rejected_handshakes == 1 and sim.stats.tokens_issued == 2
         assert source.stats.channels_created == 2
         assert collected.finals() == truth_keys(sim)
-    gc.collect()  # the rejected handshake's socket, while this test's filter applies
+    gc.collect()  # a socket left open (a rejected handshake's) would fail the test here
 
 
 async def test_channel_rotates_before_it_expires() -> None:

@@ -2,13 +2,14 @@
 
 The load comes from the load generator (``testing/loadgen.py``) in its own process: every
 frame of ``--calls`` calls of ``--source`` rendered and encoded before the clock starts, then
-written in large slices. Each of ``--repeat`` runs (a fresh generator each) has three phases:
+written in large slices (with ``--rate``, each frame on its own at its due time, as calls send
+them). Each of ``--repeat`` runs (a fresh generator each) has three phases:
 
 1. generator: a raw socket reader that only counts frame headers, the generator's own rate.
    The run fails loudly when that is under 3x the ceiling: the numbers would measure it;
-2. ceiling: a bare trio-websocket client, with the worker's connect options and read path,
-   reads and ``json.loads`` each frame, nothing else: the most any trio-websocket worker can
-   read here (at most 10 s);
+2. ceiling: a bare trio-websocket client, with the worker's queue and buffer sizes, reads
+   each frame by the public ``get_message`` and ``json.loads`` it, nothing else: what a
+   client that does nothing with the frames costs, at the same rate (at most 10 s);
 3. worker: the real pipeline (source, router, ring, writer, sink) for ``--duration`` seconds
    or until the whole stream was read: frames/s, utterances/s and points/s persisted, CPU per
    frame, latency from the generator handing a final to its socket to the sink acknowledging

@@ -5,13 +5,22 @@ reader until that returns a :class:`~trio_transcripts.channels.SocketEnd`, and c
 then the transport underneath) however the reading ended. A refused handshake, a close and a
 lost connection become ``SocketEnd`` values too, logged, so each source's reconnect loop only
 decides what to do next. :func:`queued_message` is the read fast path.
+
+The socket is trio-websocket's (handshake, close, ping/pong), over a TCP or TLS stream we
+open and pass in through its public ``wrap_client_stream``, wrapped in a
+:class:`LingeringStream`: at the rates a contact centre sends, frames arrive one at a time,
+and reading each as it comes cost a full trip through trio's scheduler a frame
+(``benchmarks/README.md``, issue 23). Every reach below trio-websocket's public API is in
+this module: ``_recv_channel`` in :func:`queued_message`, nothing else.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import ssl
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -57,10 +66,15 @@ class SocketOptions:
     time: its default, 4 KiB, is four transcription frames, so at full rate that task and
     the source's reader took turns every four frames; 64 KiB lets each turn carry ~60
     (``benchmarks/README.md``).
+
+    ``linger_s`` is how long frames may gather in the kernel before a read, once they come
+    faster than one a ``linger_s`` (:class:`LingeringStream`): it bounds the latency added to
+    a frame, against the 250 ms p99 of final-to-acknowledged at 2,000 frames/s (issue 23).
     """
 
     message_queue_size: int = 64
     receive_buffer_size: int = 64 << 10
+    linger_s: float = 0.010
     max_message_size: int = 16 << 20
     connect_timeout_s: float = 10.0
     disconnect_timeout_s: float = 5.0
@@ -79,22 +93,9 @@ async def read_socket(
     """Connect to ``url``, call ``opened()``, and ``read(ws)`` until it says why it stopped.
     A storm of losses logs one line an interval (``repeats``)."""
     try:
-        async with trio_websocket.open_websocket_url(
-            url,
-            extra_headers=list(headers),
-            message_queue_size=options.message_queue_size,
-            receive_buffer_size=options.receive_buffer_size,
-            max_message_size=options.max_message_size,
-            connect_timeout=options.connect_timeout_s,
-            disconnect_timeout=options.disconnect_timeout_s,
-        ) as ws:
+        async with open_socket(url, options, headers) as ws:
             opened()
-            try:
-                return await read(ws)
-            finally:
-                with trio.move_on_after(1, shield=True):
-                    await ws.aclose(1001, "going away")
-                await close_transport(ws)
+            return await read(ws)
     except trio_websocket.ConnectionRejected as exc:
         log.warning("%s: handshake rejected: HTTP %d", where, exc.status_code)
         if exc.status_code in (401, 403):
@@ -120,26 +121,143 @@ async def read_socket(
         return SocketEnd.LOST
 
 
-def describe(exc: BaseException) -> str:
-    if isinstance(exc, trio_websocket.ConnectionClosed) and exc.reason is not None:
-        return f"close code {exc.reason.code} ({exc.reason.name}) {exc.reason.reason or ''}"
-    return f"{type(exc).__name__}: {exc}"
+@contextlib.asynccontextmanager
+async def open_socket(
+    url: str, options: SocketOptions, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> AsyncIterator[trio_websocket.WebSocketConnection]:
+    """A trio-websocket client connection to ``url`` over a :class:`LingeringStream`.
 
-
-async def close_transport(ws: object) -> None:
-    """Close the TCP stream under a finished trio-websocket connection.
-
-    trio-websocket 0.12.2 leaves it open when the peer vanished without a close frame (1006):
-    its ``_abort_web_socket`` never closes the stream, and ``aclose()`` then returns early.
-    Without this, every drop leaks a socket until garbage collection.
+    What ``trio_websocket.open_websocket_url`` does, with the stream passed in: the same
+    exceptions (``HandshakeError`` for a connect that fails or times out,
+    ``ConnectionRejected``, ``ConnectionClosed``, each alone, not in a group), then a close
+    (1001, at most a second) and the TCP stream closed however it ended. Holding the stream
+    ourselves closes the two sockets trio-websocket 0.12.2 leaves open: after a rejected
+    handshake, and after a peer that vanished without a close frame (1006), where its
+    ``aclose()`` returns early.
     """
-    stream = getattr(ws, "_stream", None)
-    if isinstance(stream, trio.abc.AsyncResource):
+    parts = urllib.parse.urlsplit(url)
+    tls = parts.scheme == "wss"
+    if parts.scheme not in ("ws", "wss") or parts.hostname is None:
+        raise ValueError(f"not a WebSocket URL: {url}")
+    port = parts.port or (443 if tls else 80)
+    host = parts.hostname if port in (80, 443) else f"{parts.hostname}:{port}"
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    deadline = trio.current_time() + options.connect_timeout_s  # connect and handshake
+    try:
+        with trio.fail_at(deadline):
+            stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]
+            if tls:
+                stream = await trio.open_ssl_over_tcp_stream(
+                    parts.hostname,
+                    port,
+                    ssl_context=ssl.create_default_context(),
+                    https_compatible=True,
+                )
+            else:
+                stream = await trio.open_tcp_stream(parts.hostname, port)
+    except trio.TooSlowError:
+        raise trio_websocket.ConnectionTimeout from None
+    except OSError as exc:
+        raise trio_websocket.HandshakeError from exc
+    try:
+        async with trio.open_nursery() as nursery:
+            try:
+                with trio.fail_at(deadline):
+                    ws = await trio_websocket.wrap_client_stream(
+                        nursery,
+                        # wrap_client_stream takes any trio Stream (its docstring); its
+                        # annotation names the two it opens itself.
+                        LingeringStream(stream, options.linger_s),  # type: ignore[arg-type]
+                        host,
+                        resource,
+                        extra_headers=list(headers),
+                        message_queue_size=options.message_queue_size,
+                        max_message_size=options.max_message_size,
+                        receive_buffer_size=options.receive_buffer_size,
+                    )
+            except trio.TooSlowError:
+                raise trio_websocket.ConnectionTimeout from None
+            try:
+                yield ws
+            finally:
+                with trio.move_on_after(options.disconnect_timeout_s, shield=True):
+                    await ws.aclose(1001, "going away")
+    except BaseExceptionGroup as group:
+        ended = alone(group)
+        context = ended.__context__
+        try:
+            raise ended  # as it was raised: keep its own context, not the group's
+        finally:
+            ended.__context__ = context
+            del ended, context
+    finally:
+        # Also what ends trio-websocket's reader task when its close did not.
         with (
             trio.CancelScope(shield=True),
             contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError),
         ):
             await stream.aclose()
+
+
+def alone(group: BaseExceptionGroup) -> BaseException:
+    """The one exception that ended a socket's nursery (trio-websocket's reader task or the
+    reading inside it), as ``open_websocket_url`` raises it: a cancellation only when
+    nothing else went wrong, the group itself when two things did."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(reversed(exc.exceptions))
+        else:
+            leaves.append(exc)
+    real = [exc for exc in leaves if not isinstance(exc, trio.Cancelled)]
+    if len(real) == 1:
+        return real[0]
+    return group if real else leaves[0]
+
+
+class LingeringStream(trio.abc.Stream):
+    """A stream whose reads wait ``linger_s`` first while frames come densely.
+
+    Read as they come, frames at 2,400 a second (a contact centre's rate) each woke trio's
+    I/O loop, trio-websocket's reader task, and the source's reader: most of what a frame
+    cost (``benchmarks/README.md``, issue 23). So a read that found the socket drained (it
+    returned less than it asked for) soon after the one before means the next waits
+    ``linger_s`` and then takes everything that gathered in one read. Reads that fill the
+    buffer (full speed) never wait, and once frames come further apart than ``linger_s``,
+    reads go back to waking at each one, so a quiet call costs nothing extra. A full ring
+    still stops reads: trio-websocket stops calling this when its queue is full.
+    """
+
+    def __init__(self, stream: trio.abc.Stream, linger_s: float) -> None:
+        self._stream = stream
+        self._linger_s = linger_s
+        self._linger = False
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        if self._linger:
+            await trio.sleep(self._linger_s)
+        asked = trio.current_time()
+        data = await self._stream.receive_some(max_bytes)
+        dense = trio.current_time() - asked < self._linger_s
+        self._linger = dense and max_bytes is not None and 0 < len(data) < max_bytes
+        return data
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self._stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._stream.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, trio_websocket.ConnectionClosed) and exc.reason is not None:
+        return f"close code {exc.reason.code} ({exc.reason.name}) {exc.reason.reason or ''}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def queued_message(ws: trio_websocket.WebSocketConnection) -> str | bytes | None:

@@ -338,10 +338,12 @@ class NotificationsSource:
         and hand the worker a ``SessionLost`` so what is pending of each becomes partials."""
         emit = self._emit
         assert emit is not None, "run() sets it first"
-        followed = self.conversations()
         # A late frame of a conversation already unsubscribed is watched again; its silence
-        # is not news.
-        lost = [(c, silent) for c, silent in self.liveness.silent(now_ms) if c in followed]
+        # is not news. Each silent one is looked up in the plan (O(slots)), not the plan's
+        # 20,000 conversations listed each tick (issue 23).
+        follows = self.plan.follows
+        silent = self.liveness.silent(now_ms)
+        lost = [(c, ms) for c, ms in silent if follows(transcription_topic(c))]
         for conversation_id, silent_ms in lost:
             log.warning(
                 "conversation %s silent for %.0f s, past the platform's %.0f s keepalive: its "

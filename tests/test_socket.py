@@ -1,0 +1,133 @@
+"""The sources' WebSocket loop (``sources/_socket.py``): reads that linger while frames come
+densely, the socket trio-websocket gets passed in, and its one reach below the public API."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import pytest
+import trio
+import trio.testing
+import trio_websocket
+
+from trio_transcripts.sources._socket import (
+    LingeringStream,
+    SocketOptions,
+    alone,
+    open_socket,
+    queued_message,
+)
+
+LINGER_S = 0.010
+
+
+async def lingering() -> tuple[trio.abc.Stream, LingeringStream]:
+    peer, ours = trio.testing.memory_stream_pair()
+    return peer, LingeringStream(ours, LINGER_S)
+
+
+async def test_reads_close_together_linger_once_and_take_what_gathered_in_one_read(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    send, stream = await lingering()
+    await send.send_all(b"a")
+    assert await stream.receive_some(100) == b"a"  # at once: nothing says frames are dense yet
+
+    async def later() -> None:
+        for piece in (b"b", b"c", b"d"):
+            await trio.sleep(LINGER_S / 4)
+            await send.send_all(piece)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(later)
+        asked = trio.current_time()
+        # The first read returned soon and short: this one waits the linger, then takes all.
+        assert await stream.receive_some(100) == b"bcd"
+        assert trio.current_time() - asked == pytest.approx(LINGER_S)
+
+
+async def test_a_read_that_fills_the_buffer_never_lingers(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    send, stream = await lingering()
+    await send.send_all(b"0123456789" * 2)
+    assert await stream.receive_some(10) == b"0123456789"
+    asked = trio.current_time()
+    assert await stream.receive_some(10) == b"0123456789"
+    assert trio.current_time() == asked, "the socket had more: full speed reads on"
+
+
+async def test_frames_further_apart_than_the_linger_are_read_as_they_come(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    send, stream = await lingering()
+    arrivals: list[float] = []
+
+    async def sparse() -> None:
+        for piece in (b"a", b"b", b"c"):
+            await trio.sleep(1.0)
+            arrivals.append(trio.current_time())
+            await send.send_all(piece)
+
+    read_at: list[float] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sparse)
+        for _ in range(3):
+            await stream.receive_some(100)
+            read_at.append(trio.current_time())
+    assert read_at == arrivals, "a quiet call's frames are not held back"
+
+
+async def caught_cancelled() -> trio.Cancelled:
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        try:
+            await trio.lowlevel.checkpoint()
+        except trio.Cancelled as exc:
+            return exc
+    raise AssertionError("the cancelled scope let the sleep finish")
+
+
+async def test_a_nurserys_group_gives_the_one_exception_that_ended_it() -> None:
+    cancelled = await caught_cancelled()
+    rejected = trio_websocket.ConnectionRejected(401, (), None)
+    other = ValueError("second")
+    assert alone(BaseExceptionGroup("", [cancelled, rejected])) is rejected
+    nested = BaseExceptionGroup("", [BaseExceptionGroup("", [cancelled]), rejected])
+    assert alone(nested) is rejected
+    assert alone(BaseExceptionGroup("", [cancelled])) is cancelled
+    two = BaseExceptionGroup("", [rejected, other])
+    assert alone(two) is two, "two failures are not hidden behind one"
+
+
+async def serve_two_messages(request: trio_websocket.WebSocketRequest) -> None:
+    ws = await request.accept()
+    await ws.send_message("first")
+    await ws.send_message("second")
+    await trio.sleep_forever()
+
+
+async def test_the_read_fast_path_takes_a_message_trio_websocket_queued() -> None:
+    """The one reach below trio-websocket's public API (``_recv_channel``, pinned 0.12.2):
+    another version that moved it would leave ``queued_message`` always ``None`` and the
+    read path silently slower; this fails instead."""
+    async with trio.open_nursery() as nursery:
+        serve = partial(trio_websocket.serve_websocket, serve_two_messages, "127.0.0.1", 0)
+        server = await nursery.start(partial(serve, ssl_context=None))
+        url = f"ws://127.0.0.1:{server.port}/"
+        async with open_socket(url, SocketOptions(linger_s=0.0)) as ws:
+            assert await ws.get_message() == "first"
+            await trio.testing.wait_all_tasks_blocked()  # the reader task queued "second"
+            assert queued_message(ws) == "second"
+            assert queued_message(ws) is None, "nothing else queued"
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_refused_connect_is_a_handshake_error_and_no_socket_is_left_open() -> None:
+    listener = trio.socket.socket()
+    await listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()  # nothing listens there now
+    with pytest.raises(trio_websocket.HandshakeError):
+        async with open_socket(f"ws://127.0.0.1:{port}/", SocketOptions()):
+            raise AssertionError("connected to a closed port")
