@@ -74,7 +74,7 @@ class SocketOptions:
 
     message_queue_size: int = 64
     receive_buffer_size: int = 64 << 10
-    linger_s: float = 0.010
+    linger_s: float = 0.025
     max_message_size: int = 16 << 20
     connect_timeout_s: float = 10.0
     disconnect_timeout_s: float = 5.0
