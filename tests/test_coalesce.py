@@ -135,6 +135,30 @@ def test_bounded_pending_flushes_oldest_as_partial_and_loses_no_text(
     assert {u.key for u in emitted} == set(plan.utterances)
 
 
+@given(plans(max_utterances=12), st.integers(1, 12), st.data())
+def test_a_conversations_flush_is_its_pending_utterances_least_recently_touched_first(
+    plan: Plan, bound: int, data: st.DataObject
+) -> None:
+    coalescer = Coalescer(Merge.APPEND, max_pending=bound)
+    touched: dict[tuple[str, str], None] = {}  # the model: pending keys, last touched last
+    for now, fragment in enumerate(plan.fragments()):
+        for event in coalescer.feed(fragment, now, now):
+            if isinstance(event, Utterance):
+                touched.pop(event.key, None)
+        if not fragment.is_final:
+            key = (fragment.conversation_id, fragment.utterance_id)
+            touched.pop(key, None)
+            touched[key] = None
+    assert coalescer.pending_conversations() == {c for c, _ in touched}
+    conversation = data.draw(st.sampled_from(["c1", "c2", "c3"]))
+    flushed = coalescer.flush(conversation)
+    assert [u.key for u in flushed] == [k for k in touched if k[0] == conversation]
+    assert not any(u.final for u in flushed)
+    assert conversation not in coalescer.pending_conversations()
+    assert [u.key for u in coalescer.flush()] == [k for k in touched if k[0] != conversation]
+    assert coalescer.pending_conversations() == set()
+
+
 @given(st.text(max_size=30), st.lists(st.integers(0, 30), max_size=6))
 def test_append_text_does_not_depend_on_how_it_was_split(text: str, cuts: list[int]) -> None:
     bounds = sorted({0, len(text), *(min(c, len(text)) for c in cuts)})

@@ -110,6 +110,9 @@ class Coalescer:
         # makes the first entry the one to evict, in O(1).
         self._pending: dict[Key, _Pending] = {}
         self._emitted: dict[Key, None] = {}
+        # The same keys by conversation, in the same order, so that a session's end flushes
+        # its own utterances without a scan of 20,000 calls' (issue 23).
+        self._by_conversation: dict[str, dict[Key, None]] = {}
         self._fed = 0
         self._finals = 0
         self._partials = 0
@@ -122,7 +125,7 @@ class Coalescer:
         return len(self._pending)
 
     def pending_conversations(self) -> set[str]:
-        return {key[0] for key in self._pending}
+        return set(self._by_conversation)
 
     def statistics(self) -> CoalescerStatistics:
         return CoalescerStatistics(
@@ -165,6 +168,9 @@ class Coalescer:
             )
         self._apply(state, fragment, tick_ms)
         self._pending[key] = state
+        of_conversation = self._by_conversation.setdefault(key[0], {})
+        of_conversation.pop(key, None)
+        of_conversation[key] = None
         self._peak = max(self._peak, len(self._pending))
         if fragment.is_final:
             events.append(self._emit(key, final=True))
@@ -213,6 +219,10 @@ class Coalescer:
 
     def _emit(self, key: Key, *, final: bool) -> Utterance:
         state = self._pending.pop(key)
+        of_conversation = self._by_conversation[key[0]]
+        del of_conversation[key]
+        if not of_conversation:
+            del self._by_conversation[key[0]]
         if final:
             self._finals += 1
             self._emitted[key] = None
@@ -224,7 +234,10 @@ class Coalescer:
 
     def flush(self, conversation_id: str | None = None) -> list[Utterance]:
         """Emit every pending utterance (of one conversation, if given) as a partial."""
-        keys = [k for k in self._pending if conversation_id is None or k[0] == conversation_id]
+        if conversation_id is None:
+            keys = list(self._pending)
+        else:
+            keys = list(self._by_conversation.get(conversation_id, ()))
         return [self._emit(key, final=False) for key in keys]
 
     def expire(self, tick_ms: int) -> list[Utterance]:
