@@ -11,6 +11,7 @@ import trio.testing
 import trio_websocket
 
 from trio_transcripts.sources._socket import (
+    SHORT_READ_FRACTION,
     LingeringStream,
     SocketOptions,
     alone,
@@ -26,24 +27,49 @@ async def lingering() -> tuple[trio.abc.Stream, LingeringStream]:
     return peer, LingeringStream(ours, LINGER_S)
 
 
-async def test_reads_close_together_linger_once_and_take_what_gathered_in_one_read(
+async def test_reads_close_together_linger_and_take_what_gathered_in_one_read(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     send, stream = await lingering()
-    await send.send_all(b"a")
-    assert await stream.receive_some(100) == b"a"  # at once: nothing says frames are dense yet
 
-    async def later() -> None:
-        for piece in (b"b", b"c", b"d"):
+    async def every_quarter_linger() -> None:
+        for piece in (b"a", b"b", b"c", b"d"):
             await trio.sleep(LINGER_S / 4)
             await send.send_all(piece)
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(later)
+        nursery.start_soon(every_quarter_linger)
+        assert await stream.receive_some(100) == b"a"  # as it came: no wait was due
         asked = trio.current_time()
-        # The first read returned soon and short: this one waits the linger, then takes all.
+        # It came soon and short: this read waits the linger, then takes all that came.
         assert await stream.receive_some(100) == b"bcd"
         assert trio.current_time() - asked == pytest.approx(LINGER_S)
+
+
+async def test_a_read_of_more_than_a_few_frames_never_makes_the_next_wait(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    send, stream = await lingering()
+    await send.send_all(b"x" * (100 // SHORT_READ_FRACTION))
+    assert await stream.receive_some(100) == b"x" * (100 // SHORT_READ_FRACTION)
+    await send.send_all(b"y")
+    asked = trio.current_time()
+    assert await stream.receive_some(100) == b"y"
+    assert trio.current_time() == asked, "the socket ran dry while the worker was busy"
+
+
+async def test_after_a_linger_a_read_that_drains_the_socket_lingers_again(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    send, stream = await lingering()
+    await send.send_all(b"a")
+    assert await stream.receive_some(100) == b"a"  # short: the next read lingers
+    await send.send_all(b"b" * 50)
+    assert await stream.receive_some(100) == b"b" * 50  # after the linger, long but drained
+    await send.send_all(b"c")
+    asked = trio.current_time()
+    assert await stream.receive_some(100) == b"c"
+    assert trio.current_time() - asked == pytest.approx(LINGER_S), "a moderate rate, gathered"
 
 
 async def test_a_read_that_fills_the_buffer_never_lingers(

@@ -217,17 +217,26 @@ def alone(group: BaseExceptionGroup) -> BaseException:
     return group if real else leaves[0]
 
 
+SHORT_READ_FRACTION = 8
+"""A read under ``1 / SHORT_READ_FRACTION`` of the buffer is a few frames: worth a linger."""
+
+
 class LingeringStream(trio.abc.Stream):
     """A stream whose reads wait ``linger_s`` first while frames come densely.
 
     Read as they come, frames at 2,400 a second (a contact centre's rate) each woke trio's
     I/O loop, trio-websocket's reader task, and the source's reader: most of what a frame
-    cost (``benchmarks/README.md``, issue 23). So a read that found the socket drained (it
-    returned less than it asked for) soon after the one before means the next waits
-    ``linger_s`` and then takes everything that gathered in one read. Reads that fill the
-    buffer (full speed) never wait, and once frames come further apart than ``linger_s``,
-    reads go back to waking at each one, so a quiet call costs nothing extra. A full ring
-    still stops reads: trio-websocket stops calling this when its queue is full.
+    cost (``benchmarks/README.md``, issue 23). So a short read (under an eighth of the
+    buffer: a few frames) that came within ``linger_s`` of asking makes the next one wait
+    ``linger_s`` first and take everything that gathered in one read; after a wait, any read
+    that drains the socket waits again (that is the linger gathering a moderate rate). A
+    longer read with no wait before it never makes the next wait: at full speed the socket
+    runs dry now and then while the worker works through a buffer, and a wait there idled
+    the worker while the generator had more (a flat 10 ms after every drained read cost the
+    fragment stream a fifth of its rate).
+    Once frames come further apart than ``linger_s``, reads go back to waking at each one,
+    so a quiet call costs nothing extra. A full ring still stops reads: trio-websocket
+    stops calling this when its queue is full.
     """
 
     def __init__(self, stream: trio.abc.Stream, linger_s: float) -> None:
@@ -236,12 +245,17 @@ class LingeringStream(trio.abc.Stream):
         self._linger = False
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        if self._linger:
+        lingered = self._linger
+        if lingered:
             await trio.sleep(self._linger_s)
         asked = trio.current_time()
         data = await self._stream.receive_some(max_bytes)
-        dense = trio.current_time() - asked < self._linger_s
-        self._linger = dense and max_bytes is not None and 0 < len(data) < max_bytes
+        self._linger = (
+            max_bytes is not None
+            and 0 < len(data) < max_bytes
+            and (lingered or len(data) < max_bytes // SHORT_READ_FRACTION)
+            and trio.current_time() - asked < self._linger_s
+        )
         return data
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
