@@ -36,7 +36,7 @@ import pytest  # noqa: E402
 from trio_transcripts.testing.influxd import Influxd, InfluxdUnavailable, start_influxd  # noqa: E402
 
 
-def _required(what: str, exc: Exception) -> None:
+def require(what: str, exc: Exception) -> None:
     """Skip without ``what``; under ``CI=true`` that skip is a failure."""
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"CI requires {what} and none could be had: {exc}")
@@ -44,7 +44,7 @@ def _required(what: str, exc: Exception) -> None:
 
 
 def require_influxd(exc: Exception) -> None:
-    _required("a real InfluxDB", exc)
+    require("a real InfluxDB", exc)
 
 
 def _tmpfs(mount: Path, options: str, what: str) -> Iterator[Path]:
@@ -57,7 +57,7 @@ def _tmpfs(mount: Path, options: str, what: str) -> Iterator[Path]:
         check=False,
     )
     if done.returncode != 0:
-        _required(f"{what} (mount needs root)", RuntimeError(done.stderr.strip()))
+        require(f"{what} (mount needs root)", RuntimeError(done.stderr.strip()))
     try:
         yield mount
     finally:

@@ -3,7 +3,11 @@ densely, the socket trio-websocket gets passed in, and its one reach below the p
 
 from __future__ import annotations
 
+import gc
+import ssl
+import subprocess
 from functools import partial
+from pathlib import Path
 
 import pytest
 import trio
@@ -18,13 +22,16 @@ from trio_transcripts.sources._socket import (
     open_socket,
     queued_message,
 )
+from trio_transcripts.testing.loadgen import CLOSE_NORMAL, accept_key
+
+from .conftest import require
 
 LINGER_S = 0.010
 
 
 async def lingering() -> tuple[trio.abc.Stream, LingeringStream]:
     peer, ours = trio.testing.memory_stream_pair()
-    return peer, LingeringStream(ours, LINGER_S)
+    return peer, LingeringStream(ours, LINGER_S, 100)
 
 
 async def test_reads_close_together_linger_and_take_what_gathered_in_one_read(
@@ -157,3 +164,94 @@ async def test_a_refused_connect_is_a_handshake_error_and_no_socket_is_left_open
     with pytest.raises(trio_websocket.HandshakeError):
         async with open_socket(f"ws://127.0.0.1:{port}/", SocketOptions()):
             raise AssertionError("connected to a closed port")
+
+
+async def test_a_rejected_handshake_says_so_and_leaves_no_socket_open() -> None:
+    async def refuse(request: trio_websocket.WebSocketRequest) -> None:
+        await request.reject(401)
+
+    async with trio.open_nursery() as nursery:
+        serve = partial(trio_websocket.serve_websocket, refuse, "127.0.0.1", 0)
+        server = await nursery.start(partial(serve, ssl_context=None))
+        with pytest.raises(trio_websocket.ConnectionRejected) as rejected:
+            async with open_socket(f"ws://127.0.0.1:{server.port}/", SocketOptions()):
+                raise AssertionError("a refused handshake opened")
+        nursery.cancel_scope.cancel()
+    assert rejected.value.status_code == 401
+    gc.collect()  # a socket left open would fail the test here (filterwarnings = error)
+
+
+async def test_a_close_frame_without_the_peers_fin_still_ends_the_socket() -> None:
+    """The server closes the WebSocket and keeps TCP open: trio-websocket's reader task would
+    wait for the FIN for ever, and the connection with it."""
+    peer_closed = trio.Event()
+
+    async def close_but_keep_tcp(stream: trio.SocketStream) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += await stream.receive_some(4096)
+        key = next(
+            line.split(b":", 1)[1].strip().decode()
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key")
+        )
+        await stream.send_all(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n".encode()
+            + CLOSE_NORMAL
+        )
+        while await stream.receive_some(4096):  # the client's close reply, then its FIN
+            pass
+        peer_closed.set()
+
+    async with trio.open_nursery() as nursery:
+        serve = partial(trio.serve_tcp, close_but_keep_tcp, 0, host="127.0.0.1")
+        [listener] = await nursery.start(serve)
+        port = listener.socket.getsockname()[1]
+        with trio.fail_after(10):  # a hang fails here rather than stalling the suite
+            async with open_socket(f"ws://127.0.0.1:{port}/", SocketOptions()) as ws:
+                with pytest.raises(trio_websocket.ConnectionClosed):
+                    await ws.get_message()
+            await peer_closed.wait()
+        nursery.cancel_scope.cancel()
+
+
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, by the openssl command."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    command += ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"]
+    command += ["-addext", "subjectAltName=IP:127.0.0.1"]
+    try:
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        require("the openssl command (a test certificate)", exc)
+    return cert, key
+
+
+async def test_wss_reads_through_tls_and_a_certificate_it_does_not_trust_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = certificate(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    many = [f"frame {n} " + "x" * 200 for n in range(500)]
+
+    async def send_many(request: trio_websocket.WebSocketRequest) -> None:
+        ws = await request.accept()
+        for message in many:
+            await ws.send_message(message)
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        serve = partial(trio_websocket.serve_websocket, send_many, "127.0.0.1", 0)
+        server = await nursery.start(partial(serve, ssl_context=server_tls))
+        url = f"wss://127.0.0.1:{server.port}/"
+        with pytest.raises(trio_websocket.HandshakeError):  # the system's CAs: not ours
+            async with open_socket(url, SocketOptions()):
+                raise AssertionError("an untrusted certificate was taken")
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # what create_default_context trusts
+        async with open_socket(url, SocketOptions()) as ws:
+            assert [await ws.get_message() for _ in many] == many
+        nursery.cancel_scope.cancel()
+    gc.collect()  # a socket left open would fail the test here

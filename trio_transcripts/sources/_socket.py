@@ -130,36 +130,48 @@ async def open_socket(
     What ``trio_websocket.open_websocket_url`` does, with the stream passed in: the same
     exceptions (``HandshakeError`` for a connect that fails or times out,
     ``ConnectionRejected``, ``ConnectionClosed``, each alone, not in a group), then a close
-    (1001, at most a second) and the TCP stream closed however it ended. Holding the stream
-    ourselves closes the two sockets trio-websocket 0.12.2 leaves open: after a rejected
-    handshake, and after a peer that vanished without a close frame (1006), where its
-    ``aclose()`` returns early.
+    (1001, at most ``disconnect_timeout_s``) and the TCP stream closed however it ended.
+    Holding the stream ourselves closes the two sockets trio-websocket 0.12.2 leaves open:
+    after a rejected handshake, and after a peer that vanished without a close frame (1006),
+    where its ``aclose()`` returns early. Under ``wss`` the TLS handshake is done here,
+    under the connect deadline, so an untrusted certificate is a ``HandshakeError`` at once.
     """
     parts = urllib.parse.urlsplit(url)
     tls = parts.scheme == "wss"
-    if parts.scheme not in ("ws", "wss") or parts.hostname is None:
+    hostname = parts.hostname
+    if parts.scheme not in ("ws", "wss") or hostname is None:
         raise ValueError(f"not a WebSocket URL: {url}")
-    port = parts.port or (443 if tls else 80)
-    host = parts.hostname if port in (80, 443) else f"{parts.hostname}:{port}"
+    port = parts.port if parts.port is not None else (443 if tls else 80)
+    named = f"[{hostname}]" if ":" in hostname else hostname  # an IPv6 address
+    host = named if port in (80, 443) else f"{named}:{port}"
     resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     deadline = trio.current_time() + options.connect_timeout_s  # connect and handshake
     try:
         with trio.fail_at(deadline):
-            stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]
-            if tls:
-                stream = await trio.open_ssl_over_tcp_stream(
-                    parts.hostname,
-                    port,
-                    ssl_context=ssl.create_default_context(),
-                    https_compatible=True,
-                )
-            else:
-                stream = await trio.open_tcp_stream(parts.hostname, port)
+            tcp = await trio.open_tcp_stream(hostname, port)
     except trio.TooSlowError:
         raise trio_websocket.ConnectionTimeout from None
     except OSError as exc:
         raise trio_websocket.HandshakeError from exc
+    # The linger is under TLS: it gathers the kernel's bytes, and TLS then hands over one
+    # record a read, which would look like an endless run of short reads from above.
+    stream: trio.abc.Stream = LingeringStream(tcp, options.linger_s, options.receive_buffer_size)
+    body_error: BaseException | None = None
     try:
+        if tls:
+            stream = trio.SSLStream(
+                stream,
+                ssl.create_default_context(),
+                server_hostname=hostname,
+                https_compatible=True,
+            )
+            try:
+                with trio.fail_at(deadline):
+                    await stream.do_handshake()  # a bad certificate now, not a timeout later
+            except trio.TooSlowError:
+                raise trio_websocket.ConnectionTimeout from None
+            except trio.BrokenResourceError as exc:
+                raise trio_websocket.HandshakeError from exc
         async with trio.open_nursery() as nursery:
             try:
                 with trio.fail_at(deadline):
@@ -167,7 +179,7 @@ async def open_socket(
                         nursery,
                         # wrap_client_stream takes any trio Stream (its docstring); its
                         # annotation names the two it opens itself.
-                        LingeringStream(stream, options.linger_s),  # type: ignore[arg-type]
+                        stream,  # type: ignore[arg-type]
                         host,
                         resource,
                         extra_headers=list(headers),
@@ -179,11 +191,17 @@ async def open_socket(
                 raise trio_websocket.ConnectionTimeout from None
             try:
                 yield ws
+            except BaseException as exc:
+                body_error = exc
+                raise
             finally:
                 with trio.move_on_after(options.disconnect_timeout_s, shield=True):
                     await ws.aclose(1001, "going away")
+                # After the server's close frame aclose() returns at once, and the reader
+                # task waits for a FIN the peer may never send: closing ends it.
+                await _close(stream)
     except BaseExceptionGroup as group:
-        ended = alone(group)
+        ended = alone(group, body_error)
         context = ended.__context__
         try:
             raise ended  # as it was raised: keep its own context, not the group's
@@ -191,18 +209,22 @@ async def open_socket(
             ended.__context__ = context
             del ended, context
     finally:
-        # Also what ends trio-websocket's reader task when its close did not.
-        with (
-            trio.CancelScope(shield=True),
-            contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError),
-        ):
-            await stream.aclose()
+        await _close(stream)  # a failed handshake's too (trio-websocket left those open)
 
 
-def alone(group: BaseExceptionGroup) -> BaseException:
+async def _close(stream: trio.abc.Stream) -> None:
+    with (
+        trio.CancelScope(shield=True),
+        contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError),
+    ):
+        await stream.aclose()
+
+
+def alone(group: BaseExceptionGroup, body_error: BaseException | None = None) -> BaseException:
     """The one exception that ended a socket's nursery (trio-websocket's reader task or the
     reading inside it), as ``open_websocket_url`` raises it: a cancellation only when
-    nothing else went wrong, the group itself when two things did."""
+    nothing else went wrong; when two things did, a ``KeyboardInterrupt`` first, then what
+    the body raised, else the group itself."""
     leaves: list[BaseException] = []
     pending: list[BaseException] = [group]
     while pending:
@@ -214,7 +236,12 @@ def alone(group: BaseExceptionGroup) -> BaseException:
     real = [exc for exc in leaves if not isinstance(exc, trio.Cancelled)]
     if len(real) == 1:
         return real[0]
-    return group if real else leaves[0]
+    if not real:
+        return leaves[0]
+    interrupted = [exc for exc in real if isinstance(exc, KeyboardInterrupt)]
+    if interrupted:
+        return interrupted[0]
+    return body_error if body_error in real else group
 
 
 SHORT_READ_FRACTION = 8
@@ -239,21 +266,22 @@ class LingeringStream(trio.abc.Stream):
     stops calling this when its queue is full.
     """
 
-    def __init__(self, stream: trio.abc.Stream, linger_s: float) -> None:
+    def __init__(self, stream: trio.abc.Stream, linger_s: float, read_bytes: int) -> None:
         self._stream = stream
         self._linger_s = linger_s
+        self._read_bytes = read_bytes  # what a read asks for when its caller does not say
         self._linger = False
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        asking = self._read_bytes if max_bytes is None else max_bytes  # TLS does not say
         lingered = self._linger
         if lingered:
             await trio.sleep(self._linger_s)
         asked = trio.current_time()
-        data = await self._stream.receive_some(max_bytes)
+        data = await self._stream.receive_some(asking)
         self._linger = (
-            max_bytes is not None
-            and 0 < len(data) < max_bytes
-            and (lingered or len(data) < max_bytes // SHORT_READ_FRACTION)
+            0 < len(data) < asking
+            and (lingered or len(data) < asking // SHORT_READ_FRACTION)
             and trio.current_time() - asked < self._linger_s
         )
         return data
