@@ -391,6 +391,10 @@ class NotificationsSource:
         if old is not None:
             with trio.move_on_after(self.settings.timeout_s * 3):
                 await channel.connected.wait()
+            # The old socket's reads may be lingering over frames sent before the new
+            # channel's subscriptions took (``sources/_socket.py``, ``LingeringStream``): a
+            # cancel now would drop them unseen. Two lingers let it read them.
+            await trio.sleep(2 * self.settings.socket.linger_s)
             old.scope.cancel()
         tasks.channel = channel
 
