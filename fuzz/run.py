@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-NAMES = ("genesys", "fragments", "coalescer", "postcall", "sensitive")
+NAMES = ("genesys", "fragments", "coalescer", "postcall", "sensitive", "websocket")
 """The targets of ``targets.py``, named here so that this module imports none of our code
 before a child has set up its instrumentation (see :func:`run_atheris_child`)."""
 

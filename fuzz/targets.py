@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from wsproto import ConnectionType
+from wsproto.connection import Connection
+from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 
 from trio_transcripts.coalesce import Coalescer, Duplicate
 from trio_transcripts.gapfill import plan
@@ -28,6 +33,7 @@ from trio_transcripts.wire.transcript import (
     parse_transcript,
     parse_transcript_urls,
 )
+from trio_transcripts.wire.websocket import FrameSplitter
 
 ALL_KINDS = frozenset(Kind)
 
@@ -143,10 +149,95 @@ def _parses(text: str) -> bool:
     return True
 
 
+@dataclass
+class WsprotoClient:
+    """A wsproto client past its handshake, acting on events as trio-websocket does (its
+    ``max_message_size``, nothing after a close): the frame splitter's oracle."""
+
+    max_message_size: int
+    ws: Connection = field(default_factory=lambda: Connection(ConnectionType.CLIENT))
+    messages: list[str | bytes] = field(default_factory=list)
+    controls: list[tuple[str, object]] = field(default_factory=list)
+    parts: list[str | bytes] = field(default_factory=list)
+    closed: bool = False
+
+    def receive(self, data: bytes) -> None:
+        if self.closed or not data:
+            return
+        self.ws.receive_data(data)
+        for event in self.ws.events():
+            if isinstance(event, TextMessage | BytesMessage):
+                data = event.data
+                self.parts.append(data if isinstance(data, str) else bytes(data))
+                if sum(len(part) for part in self.parts) > self.max_message_size:
+                    self.controls.append(("close", 1009))
+                    self.closed = True
+                    return
+                if event.message_finished:
+                    whole: str | bytes = (
+                        "".join(p for p in self.parts if isinstance(p, str))
+                        if isinstance(event, TextMessage)
+                        else b"".join(p for p in self.parts if isinstance(p, bytes))
+                    )
+                    self.messages.append(whole)
+                    self.parts = []
+            elif isinstance(event, CloseConnection):
+                self.controls.append(("close", event.code))
+                self.closed = True  # trio-websocket acts on no event after a close
+                return
+            elif isinstance(event, Ping | Pong):
+                self.controls.append((type(event).__name__, bytes(event.payload)))
+
+
+def splitter_agrees(reads: list[bytes], max_message_size: int) -> None:
+    """A stream after an accepted handshake, read in ``reads``: the frame splitter with
+    wsproto under it sees what wsproto alone sees, after every read (a message is given as
+    soon as it is whole), and wsproto's messages only ever follow the splitter's."""
+    oracle = WsprotoClient(max_message_size)
+    rest = WsprotoClient(max_message_size)
+    splitter = FrameSplitter(max_message_size)
+    messages: list[str | bytes] = []
+    assert splitter.feed(ACCEPTED) == ([], ACCEPTED), "the handshake is wsproto's"
+    for chunk in reads:
+        oracle.receive(chunk)
+        taken, through = splitter.feed(chunk)
+        assert not (taken and rest.messages), "a message split off after one of wsproto's"
+        messages.extend(taken)
+        rest.receive(through)
+        assert messages + rest.messages == oracle.messages, "messages differ"
+        # wsproto may refuse a frame from its first bytes, which the splitter holds until
+        # it is whole (a text frame's UTF-8, say): its verdict may come a read later.
+        assert rest.controls == oracle.controls[: len(rest.controls)], "controls differ"
+    rest.receive(splitter.pass_rest())
+    assert messages + rest.messages == oracle.messages, "messages differ at the end"
+    assert rest.controls == oracle.controls, "controls differ at the end"
+    assert rest.parts == oracle.parts, "a message still coming differs"
+
+
+ACCEPTED = (
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+)
+"""A server's acceptance of the handshake (the splitter reads only its status line)."""
+
+
+def websocket(data: bytes) -> None:
+    """Any bytes a server might send after its handshake, cut into reads at the sizes the
+    first bytes give: the frame splitter agrees with wsproto (``wire/websocket.py``)."""
+    cuts, stream = data[:8], data[8:]
+    reads = []
+    for size in cuts:
+        if stream:
+            reads.append(stream[: size + 1])
+            stream = stream[size + 1 :]
+    splitter_agrees([*reads, stream] if stream else reads, max_message_size=200)
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "genesys": genesys,
     "fragments": fragments,
     "coalescer": coalescer,
     "postcall": postcall,
     "sensitive": sensitive,
+    "websocket": websocket,
 }

@@ -27,7 +27,7 @@ from trio_transcripts.model import Malformed, Utterance
 from trio_transcripts.sensitive import Screen
 from trio_transcripts.sinks.deadletter import frame_line, read_dead_letters
 from trio_transcripts.sinks.influx import InfluxSink
-from trio_transcripts.sources._socket import SocketOptions, read_socket
+from trio_transcripts.sources._socket import Socket, SocketOptions, read_socket
 from trio_transcripts.testing.influxd import Influxd
 from trio_transcripts.testing.loadgen import accept_key, server_frame
 from trio_transcripts.testing.simulator import SimConfig, Simulator
@@ -221,9 +221,9 @@ async def test_a_text_frame_that_is_not_utf8_closes_the_socket_and_says_what_was
 
     received: list[str | bytes] = []
 
-    async def read(ws: object) -> SocketEnd:
+    async def read(socket: Socket) -> SocketEnd:
         while True:
-            received.append(await ws.get_message())  # type: ignore[attr-defined]
+            received.append(await socket.get_message())
 
     caplog.set_level(logging.INFO, "trio_transcripts.source")
     async with trio.open_nursery() as nursery:

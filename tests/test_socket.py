@@ -1,11 +1,12 @@
 """The sources' WebSocket loop (``sources/_socket.py``): reads that linger while frames come
-densely, the socket trio-websocket gets passed in, and its one reach below the public API."""
+densely, the stream trio-websocket gets passed in, and the messages split off under it."""
 
 from __future__ import annotations
 
 import gc
 import ssl
 import subprocess
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 
@@ -14,17 +15,19 @@ import trio
 import trio.testing
 import trio_websocket
 
+from fuzz.targets import ACCEPTED
 from trio_transcripts.sources._socket import (
     SHORT_READ_FRACTION,
     LingeringStream,
     SocketOptions,
+    SplittingStream,
     alone,
     open_socket,
-    queued_message,
 )
 from trio_transcripts.testing.loadgen import CLOSE_NORMAL, accept_key
 
 from .conftest import require
+from .test_websocket_frames import frame
 
 LINGER_S = 0.010
 
@@ -133,27 +136,120 @@ async def test_a_nurserys_group_gives_the_one_exception_that_ended_it() -> None:
     assert alone(two) is two, "two failures are not hidden behind one"
 
 
-async def serve_two_messages(request: trio_websocket.WebSocketRequest) -> None:
-    ws = await request.accept()
-    await ws.send_message("first")
-    await ws.send_message("second")
-    await trio.sleep_forever()
+async def serve(
+    handler: Callable[[trio_websocket.WebSocketRequest], Awaitable[None]], nursery: trio.Nursery
+) -> str:
+    """A trio-websocket server of ``handler`` in ``nursery``; its URL."""
+    server = await nursery.start(
+        partial(trio_websocket.serve_websocket, handler, "127.0.0.1", 0, ssl_context=None)
+    )
+    return f"ws://127.0.0.1:{server.port}/"
 
 
-async def test_the_read_fast_path_takes_a_message_trio_websocket_queued() -> None:
-    """The one reach below trio-websocket's public API (``_recv_channel``, pinned 0.12.2):
-    another version that moved it would leave ``queued_message`` always ``None`` and the
-    read path silently slower; this fails instead."""
+async def test_messages_wait_together_for_the_reader_and_a_ping_among_them_is_answered() -> None:
+    """The splitter takes messages out from under trio-websocket, and leaves it the ping:
+    the server's ``ping`` returns only when trio-websocket has sent the pong."""
+    pinged = trio.Event()
+
+    async def message_ping_messages(request: trio_websocket.WebSocketRequest) -> None:
+        ws = await request.accept()
+        await ws.send_message("first")
+        await ws.ping(b"there?")
+        pinged.set()
+        await ws.send_message("second")
+        await ws.send_message("third")
+        await trio.sleep_forever()
+
     async with trio.open_nursery() as nursery:
-        serve = partial(trio_websocket.serve_websocket, serve_two_messages, "127.0.0.1", 0)
-        server = await nursery.start(partial(serve, ssl_context=None))
-        url = f"ws://127.0.0.1:{server.port}/"
-        async with open_socket(url, SocketOptions(linger_s=0.0)) as ws:
-            assert await ws.get_message() == "first"
-            await trio.testing.wait_all_tasks_blocked()  # the reader task queued "second"
-            assert queued_message(ws) == "second"
-            assert queued_message(ws) is None, "nothing else queued"
+        url = await serve(message_ping_messages, nursery)
+        with trio.fail_after(10):  # a missing pong fails here rather than stalling the suite
+            async with open_socket(url, SocketOptions(linger_s=0.0)) as socket:
+                assert await socket.get_message() == "first"
+                await pinged.wait()
+                assert await socket.get_message() == "second"
+                await trio.testing.wait_all_tasks_blocked()  # "third" was read too
+                assert socket.queued() == "third"
+                assert socket.queued() is None, "nothing else read"
         nursery.cancel_scope.cancel()
+
+
+async def test_messages_before_a_close_are_read_then_the_close_with_its_code() -> None:
+    async def two_then_close(request: trio_websocket.WebSocketRequest) -> None:
+        ws = await request.accept()
+        await ws.send_message("a")
+        await ws.send_message(b"b")
+        await ws.aclose(4000, "done")
+
+    async with trio.open_nursery() as nursery:
+        url = await serve(two_then_close, nursery)
+        async with open_socket(url, SocketOptions()) as socket:
+            assert [await socket.get_message(), await socket.get_message()] == ["a", b"b"]
+            with pytest.raises(trio_websocket.ConnectionClosed) as closed:
+                await socket.get_message()
+        nursery.cancel_scope.cancel()
+    assert closed.value.reason is not None and closed.value.reason.code == 4000
+
+
+class OneFrameARead(trio.abc.Stream):
+    """A socket with a message for every read after the handshake's response, 50 of them,
+    then silence (so reads that do not stop are counted, not endless)."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if self.reads > 50:
+            await trio.sleep_forever()
+        await trio.lowlevel.checkpoint()
+        self.reads += 1
+        return ACCEPTED if self.reads == 1 else frame(0x1, b"m")
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+
+async def test_reads_stop_while_a_message_waits_and_go_on_once_the_reader_took_all() -> None:
+    """Backpressure reaches the socket: a reader that stops taking (a full ring) stops the
+    reads, within one read."""
+    socket = OneFrameARead()
+    frames = SplittingStream(socket, SocketOptions())
+    assert await frames.receive_some() == ACCEPTED
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(frames.receive_some)  # trio-websocket's reader task, waiting
+        await trio.testing.wait_all_tasks_blocked()
+        assert socket.reads == 1 + 1, "reads stopped while a message waits"
+        assert frames.queued() == "m"
+        await trio.testing.wait_all_tasks_blocked()
+        assert socket.reads == 1 + 2, "taken, and the next read made"
+        nursery.cancel_scope.cancel()
+
+
+async def test_once_the_reader_is_gone_reads_go_on_and_trio_websocket_gets_the_rest() -> None:
+    """Our close must read on through to the server's close frame (trio-websocket drops the
+    messages before it, as it drops any after a close it started), not wait for room that
+    a reader that is gone will never make."""
+    socket = OneFrameARead()
+    frames = SplittingStream(socket, SocketOptions())
+    assert await frames.receive_some() == ACCEPTED
+    given: list[bytes | bytearray] = []
+
+    async def read() -> None:
+        given.append(await frames.receive_some())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read)
+        await trio.testing.wait_all_tasks_blocked()
+        assert given == [], "waiting for room"
+        frames.leave_to_wsproto()
+        await trio.testing.wait_all_tasks_blocked()
+        assert given == [frame(0x1, b"m")]
+    assert frames.queued() is None, "what was queued is dropped with the reader"
 
 
 async def test_a_refused_connect_is_a_handshake_error_and_no_socket_is_left_open() -> None:
@@ -209,9 +305,9 @@ async def test_a_close_frame_without_the_peers_fin_still_ends_the_socket() -> No
         [listener] = await nursery.start(serve)
         port = listener.socket.getsockname()[1]
         with trio.fail_after(10):  # a hang fails here rather than stalling the suite
-            async with open_socket(f"ws://127.0.0.1:{port}/", SocketOptions()) as ws:
+            async with open_socket(f"ws://127.0.0.1:{port}/", SocketOptions()) as socket:
                 with pytest.raises(trio_websocket.ConnectionClosed):
-                    await ws.get_message()
+                    await socket.get_message()
             await peer_closed.wait()
         nursery.cancel_scope.cancel()
 
@@ -251,7 +347,7 @@ async def test_wss_reads_through_tls_and_a_certificate_it_does_not_trust_is_refu
             async with open_socket(url, SocketOptions()):
                 raise AssertionError("an untrusted certificate was taken")
         monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # what create_default_context trusts
-        async with open_socket(url, SocketOptions()) as ws:
-            assert [await ws.get_message() for _ in many] == many
+        async with open_socket(url, SocketOptions()) as socket:
+            assert [await socket.get_message() for _ in many] == many
         nursery.cancel_scope.cancel()
     gc.collect()  # a socket left open would fail the test here

@@ -2,8 +2,9 @@
 
 The reader ``await``s :meth:`BackpressureQueue.put` before it takes the next frame from its
 socket. While the ring is paused (above the high-water mark until it falls to the low mark)
-or full, ``put`` blocks, the reader stops calling ``get_message()``, trio-websocket's small
-queue fills, and TCP pushes back on the server. Nothing is skipped.
+or full, ``put`` blocks, the reader stops taking messages, the socket's small queue of them
+fills and its reads stop (``sources/_socket.py``), and TCP pushes back on the server.
+Nothing is skipped.
 
 Waking is exact: producers park on one :class:`trio.lowlevel.ParkingLot` and are woken only
 when a pop takes the ring out of its paused state; consumers park on another and are woken

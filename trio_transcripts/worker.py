@@ -265,11 +265,9 @@ class Worker:
         """One frame's event through the router, and what it said done; one checkpoint.
 
         While the ring has room nothing here waits: utterances go in without a scheduler
-        visit each, and the one checkpoint at the end (cancellation gets in, the writer gets
-        a turn) is also what lets trio-websocket's reader task, which hands over one message
-        a turn, queue the next frame, so the source usually finds it waiting instead of
-        entering its watchdog's cancel scope (``benchmarks/README.md``). A full ring parks
-        the reader in ``put``.
+        visit each, and the one checkpoint at the end lets cancellation in and gives the
+        writer and the socket's reads a turn; the source finds the next frame of the read
+        already split off (``sources/_socket.py``). A full ring parks the reader in ``put``.
         """
         if not isinstance(event, SessionLost):
             self.last_frame_at = trio.current_time()

@@ -4,14 +4,19 @@
 reader until that returns a :class:`~trio_transcripts.channels.SocketEnd`, and closes it (1001,
 then the transport underneath) however the reading ended. A refused handshake, a close and a
 lost connection become ``SocketEnd`` values too, logged, so each source's reconnect loop only
-decides what to do next. :func:`queued_message` is the read fast path.
+decides what to do next.
 
-The socket is trio-websocket's (handshake, close, ping/pong), over a TCP or TLS stream we
-open and pass in through its public ``wrap_client_stream``, wrapped in a
-:class:`LingeringStream`: at the rates a contact centre sends, frames arrive one at a time,
-and reading each as it comes cost a full trip through trio's scheduler a frame
-(``benchmarks/README.md``, issue 23). Every reach below trio-websocket's public API is in
-this module: ``_recv_channel`` in :func:`queued_message`, nothing else.
+The connection is trio-websocket's (handshake, close, ping/pong), over a TCP or TLS stream we
+open and pass in through its public ``wrap_client_stream``. At the rates a contact centre
+sends, frames arrive one at a time, and reading each as it came cost a full trip through
+trio's scheduler a frame, then trio-websocket's hand-over of each message, another
+(``benchmarks/README.md``, issue 23). So the stream under it is layered: a
+:class:`LingeringStream` on the TCP stream lets frames gather for a bounded moment, and a
+:class:`SplittingStream` just under trio-websocket takes the data messages out of what it
+reads (``wire/websocket.py``), all of them a read at once, for the source's reader
+(:class:`Socket`); trio-websocket sees the handshake, the control frames it answers, and
+anything the splitter is not sure of. Nothing here reaches below trio-websocket's public API:
+it is given a stream, as its ``wrap_client_stream`` allows.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import contextlib
 import logging
 import ssl
 import urllib.parse
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -28,6 +34,7 @@ import trio_websocket
 
 from ..channels import SocketEnd
 from ..logthrottle import Repeated, Repeats
+from ..wire.websocket import FrameSplitter
 
 log = logging.getLogger("trio_transcripts.source")
 
@@ -50,7 +57,7 @@ SOCKET_LOST = (
 )
 """What a lost or refused WebSocket raises: each is an ordinary reconnect."""
 
-Reader = Callable[[trio_websocket.WebSocketConnection], Awaitable[SocketEnd]]
+Reader = Callable[["Socket"], Awaitable[SocketEnd]]
 
 
 @dataclass(frozen=True)
@@ -58,14 +65,15 @@ class SocketOptions:
     """trio-websocket's knobs, as the sources use them.
 
     ``message_queue_size`` is small on purpose: the ring buffer is the real buffer, and a
-    full queue is what stops trio-websocket reading (TCP backpressure). Frames above 1 MiB
+    full queue is what stops trio-websocket reading (TCP backpressure) while it delivers
+    messages itself (after a frame the splitter left to it); the splitter's own queue is
+    one read (:class:`SplittingStream`). Frames above 1 MiB
     are set aside as malformed by the parsers; the transport limit is larger so they arrive
     whole and are set aside with their content rather than closing the socket (1009).
 
-    ``receive_buffer_size`` is what trio-websocket's reader task asks the socket for at a
-    time: its default, 4 KiB, is four transcription frames, so at full rate that task and
-    the source's reader took turns every four frames; 64 KiB lets each turn carry ~60
-    (``benchmarks/README.md``).
+    ``receive_buffer_size`` is what a read asks the socket for: trio-websocket's default,
+    4 KiB, is four transcription frames, so at full rate its reader task and the source's
+    took turns every four frames; 64 KiB lets each turn carry ~100 (``benchmarks/README.md``).
 
     ``linger_s`` is how long frames may gather in the kernel before a read, once they come
     faster than one a ``linger_s`` (:class:`LingeringStream`): it bounds the latency added to
@@ -90,12 +98,12 @@ async def read_socket(
     headers: Sequence[tuple[bytes, bytes]] = (),
     opened: Callable[[], None] = lambda: None,
 ) -> SocketEnd:
-    """Connect to ``url``, call ``opened()``, and ``read(ws)`` until it says why it stopped.
+    """Connect to ``url``, call ``opened()``, and ``read(socket)`` until it says why it stopped.
     A storm of losses logs one line an interval (``repeats``)."""
     try:
-        async with open_socket(url, options, headers) as ws:
+        async with open_socket(url, options, headers) as socket:
             opened()
-            return await read(ws)
+            return await read(socket)
     except trio_websocket.ConnectionRejected as exc:
         log.warning("%s: handshake rejected: HTTP %d", where, exc.status_code)
         if exc.status_code in (401, 403):
@@ -124,8 +132,8 @@ async def read_socket(
 @contextlib.asynccontextmanager
 async def open_socket(
     url: str, options: SocketOptions, headers: Sequence[tuple[bytes, bytes]] = ()
-) -> AsyncIterator[trio_websocket.WebSocketConnection]:
-    """A trio-websocket client connection to ``url`` over a :class:`LingeringStream`.
+) -> AsyncIterator[Socket]:
+    """A trio-websocket client connection to ``url``, its data messages split off below it.
 
     What ``trio_websocket.open_websocket_url`` does, with the stream passed in: the same
     exceptions (``HandshakeError`` for a connect that fails or times out,
@@ -172,6 +180,7 @@ async def open_socket(
                 raise trio_websocket.ConnectionTimeout from None
             except trio.BrokenResourceError as exc:
                 raise trio_websocket.HandshakeError from exc
+        frames = stream = SplittingStream(stream, options)
         async with trio.open_nursery() as nursery:
             try:
                 with trio.fail_at(deadline):
@@ -190,11 +199,12 @@ async def open_socket(
             except trio.TooSlowError:
                 raise trio_websocket.ConnectionTimeout from None
             try:
-                yield ws
+                yield Socket(ws, frames)
             except BaseException as exc:
                 body_error = exc
                 raise
             finally:
+                frames.leave_to_wsproto()  # which drops what comes after our close, as ever
                 with trio.move_on_after(options.disconnect_timeout_s, shield=True):
                     await ws.aclose(1001, "going away")
                 # After the server's close frame aclose() returns at once, and the reader
@@ -302,21 +312,114 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def queued_message(ws: trio_websocket.WebSocketConnection) -> str | bytes | None:
-    """A message trio-websocket has already received, taken without waiting, else ``None``.
+class SplittingStream(trio.abc.Stream):
+    """The stream under trio-websocket: what it reads, less the data messages, which wait
+    here for the source's reader (:class:`Socket`), every one a read gave at once.
 
-    trio-websocket has no public ``get_message_nowait``: its reader task puts each message on
-    a memory channel (``_recv_channel`` in 0.12.2, the pinned version) that ``get_message``
-    awaits. Taking a queued message directly skips the watchdog's cancel scope and a trip
-    through the scheduler, about 10 us of the ~86 us a frame costs at full rate. Anything
-    else (nothing queued, the channel closed, another layout) gives ``None``, and the caller
-    takes the ordinary ``await ws.get_message()``, which raises the proper ConnectionClosed.
+    trio-websocket's reader task is what calls :meth:`receive_some`, so it is also what
+    reads the socket for the splitter: a read that gives only messages wakes the source's
+    reader and, once it has taken them, reads on; one that gives bytes for wsproto (a ping,
+    a close, anything the splitter leaves to it, ``wire/websocket.py``) returns them.
+
+    While a message waits, no read is made: the next read comes once the reader has taken
+    the last, so it gathers what came meanwhile. Reading again as soon as one was taken
+    made small reads, each of which the linger then waited after (at 12,000 frames/s the
+    worker read 9,800/s, idle a third of the time: ``benchmarks/README.md``). So the queue
+    holds at most one read's messages, and a full ring (the reader parked in ``put``) stops
+    reads within one read.
     """
-    channel = getattr(ws, "_recv_channel", None)
-    if not isinstance(channel, trio.MemoryReceiveChannel):
-        return None
-    try:
-        message: str | bytes = channel.receive_nowait()
-    except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-        return None
-    return message
+
+    def __init__(self, stream: trio.abc.Stream, options: SocketOptions) -> None:
+        self._stream = stream
+        self._splitter = FrameSplitter(options.max_message_size)
+        self._read_bytes = options.receive_buffer_size
+        self._messages: deque[str | bytes] = deque()
+        self._through = b""  # read, for trio-websocket, not yet given
+        self._done = False  # no message will come here again: wsproto delivers any more
+        self._waiting = trio.lowlevel.ParkingLot()  # the source's reader, for a message
+        self._full = trio.lowlevel.ParkingLot()  # the reads, for room
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        try:
+            while not self._through:
+                while self._messages and not self._done:
+                    await self._full.park()
+                data = await self._stream.receive_some(self._read_bytes)
+                if not data:
+                    self._finish()
+                    return b""
+                messages, self._through = self._splitter.feed(bytes(data))  # TLS: bytearray
+                if messages:
+                    self._messages.extend(messages)
+                    self._waiting.unpark_all()
+                if self._splitter.passing:
+                    self._finish()
+        except BaseException:
+            self._finish()  # a lost or closed stream: the reader hears it from trio-websocket
+            raise
+        if max_bytes is None or max_bytes >= len(self._through):
+            data, self._through = self._through, b""
+        else:
+            data, self._through = self._through[:max_bytes], self._through[max_bytes:]
+        return data
+
+    def queued(self) -> str | bytes | None:
+        """A message already split off, taken without waiting, else ``None``."""
+        if not self._messages:
+            return None
+        message = self._messages.popleft()
+        if not self._messages and self._full:
+            self._full.unpark_all()
+        return message
+
+    async def next_message(self) -> str | bytes | None:
+        """The next message split off here, waiting for one; ``None`` once none will come
+        (the stream ended, or wsproto has the rest: ask trio-websocket)."""
+        while True:
+            message = self.queued()
+            if message is not None or self._done:
+                await trio.lowlevel.checkpoint()
+                return message
+            await self._waiting.park()
+
+    def leave_to_wsproto(self) -> None:
+        """Split nothing more: the source's reader is gone, and what is still read (until
+        the close handshake ends) is trio-websocket's to drop, as it drops messages after a
+        close it started."""
+        self._through += self._splitter.pass_rest()
+        self._messages.clear()
+        self._finish()
+
+    def _finish(self) -> None:
+        self._done = True
+        self._waiting.unpark_all()
+        self._full.unpark_all()
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self._stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._stream.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        self._finish()
+        await self._stream.aclose()
+
+
+@dataclass(frozen=True)
+class Socket:
+    """An open WebSocket as a source reads it: messages from the splitter while it has
+    them, then from trio-websocket (which raises ``ConnectionClosed`` at the end); sends and
+    the close are trio-websocket's (``ws``)."""
+
+    ws: trio_websocket.WebSocketConnection
+    frames: SplittingStream
+
+    def queued(self) -> str | bytes | None:
+        """A message already read, taken without waiting (one a frame, no scheduler trip),
+        else ``None``: then :meth:`get_message`."""
+        return self.frames.queued()
+
+    async def get_message(self) -> str | bytes:
+        message = await self.frames.next_message()
+        return message if message is not None else await self.ws.get_message()

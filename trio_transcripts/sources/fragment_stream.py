@@ -15,7 +15,6 @@ import urllib.parse
 from dataclasses import dataclass
 
 import trio
-import trio_websocket
 
 from ..auth import TokenManager
 from ..channels import AFTER_STREAM, SocketEnd, Step
@@ -26,7 +25,7 @@ from ..retry import Action, Backoff, Decision
 from ..retrying import Tries, retrying, unexpected
 from ..wire.fragments import parse_fragment
 from . import Emit, Gap, GapLog, SourceHealth
-from ._socket import SocketOptions, queued_message, read_socket
+from ._socket import Socket, SocketOptions, read_socket
 
 log = logging.getLogger("trio_transcripts.source.fragments")
 
@@ -96,11 +95,11 @@ class FragmentStreamSource:
             self.gap_log.live((conversation,))
             tries.reset()
 
-        async def read(ws: trio_websocket.WebSocketConnection) -> SocketEnd:
+        async def read(socket: Socket) -> SocketEnd:
             while True:
-                frame = queued_message(ws)
+                frame = socket.queued()
                 if frame is None:
-                    frame = await ws.get_message()
+                    frame = await socket.get_message()
                 await emit(parse_fragment(frame, conversation_id=conversation), frame)
 
         async def once() -> tuple[Decision, None]:

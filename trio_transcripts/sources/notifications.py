@@ -88,7 +88,7 @@ from ..wire.genesys import (
     transcription_topic,
 )
 from . import HEARD_WITHIN_S, Emit, Gap, GapLog, SourceError, SourceHealth
-from ._socket import SocketOptions, queued_message, read_socket
+from ._socket import Socket, SocketOptions, read_socket
 from .channel_api import TIMEOUT_S, ChannelApi, ChannelLost
 
 log = logging.getLogger("trio_transcripts.source.notifications")
@@ -513,7 +513,7 @@ class NotificationsSource:
 
     async def _wait_for_message(
         self,
-        ws: trio_websocket.WebSocketConnection,
+        socket: Socket,
         channel: _Channel,
         superseded_at: float | None,
     ) -> str | bytes | None:
@@ -528,7 +528,7 @@ class NotificationsSource:
             grace_left = superseded_at + self.settings.old_socket_grace_s - trio.current_time()
             timeout = min(timeout, max(0.0, grace_left))
         with trio.move_on_after(timeout):
-            return await ws.get_message()
+            return await socket.get_message()
         if superseded_at is not None:
             return None
         log.warning(
@@ -536,9 +536,9 @@ class NotificationsSource:
             channel.id,
             self.settings.heartbeat_timeout_s,
         )
-        await ws.send_message(PING)
+        await socket.ws.send_message(PING)
         with trio.move_on_after(self.settings.pong_timeout_s):
-            return await ws.get_message()
+            return await socket.get_message()
         log.warning(
             "no pong on channel %s within %.0f s; reconnecting",
             channel.id,
@@ -546,7 +546,7 @@ class NotificationsSource:
         )
         return None
 
-    async def _read(self, reading: _Reading, ws: trio_websocket.WebSocketConnection) -> SocketEnd:
+    async def _read(self, reading: _Reading, socket: Socket) -> SocketEnd:
         """Read until the socket is done for, and say why. A transcription (nearly every
         frame) and a malformed frame go to ``emit`` from here; any other message to its
         handler in :data:`HANDLERS`."""
@@ -556,9 +556,9 @@ class NotificationsSource:
         assert emit is not None, "run() sets it before any socket opens"
         try:
             while True:
-                message = queued_message(ws)
+                message = socket.queued()
                 if message is None:
-                    message = await self._wait_for_message(ws, channel, reading.superseded_at)
+                    message = await self._wait_for_message(socket, channel, reading.superseded_at)
                     if message is None:
                         superseded = reading.superseded_at is not None
                         return SocketEnd.REPLACED if superseded else SocketEnd.DEAD
