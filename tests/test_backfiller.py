@@ -45,6 +45,9 @@ class NoCalls:
     def conversations(self) -> set[str]:
         return set()
 
+    def follows(self, conversation_id: str) -> bool:
+        return False
+
     def add_conversation(self, conversation_id: str) -> None:
         raise AssertionError("nothing is carried over here")
 

@@ -314,13 +314,14 @@ class Backfiller:
                 self.carry_out(job, await self.attempt(job, write, settle))
 
     def _due(self) -> list[Job]:
-        """Jobs to try now; one still followed is not due (``Outcome.FOLLOWED``: wait)."""
-        followed = self.calls.conversations()
+        """Jobs to try now; one still followed is not due (``Outcome.FOLLOWED``: wait).
+        O(jobs): each is looked up in the channel plan, the followed are not listed."""
         now = trio.current_time()
+        follows = self.calls.follows
         return [
             job
             for job in list(self.queue.jobs.values())
-            if job.conversation_id not in followed and job.next_at <= now
+            if job.next_at <= now and not follows(job.conversation_id)
         ]
 
     async def attempt(

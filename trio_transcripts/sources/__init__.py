@@ -109,6 +109,10 @@ class Calls(Protocol):
 
     def conversations(self) -> Collection[str]: ...
 
+    def follows(self, conversation_id: str) -> bool:
+        """Whether ``conversation_id`` is followed, without listing them all (the backfill
+        asks this of each job due, every few seconds, at up to 20,000 followed)."""
+
     def add_conversation(self, conversation_id: str) -> None: ...
 
     def remove_conversation(self, conversation_id: str) -> None: ...

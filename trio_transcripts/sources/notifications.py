@@ -238,6 +238,9 @@ class NotificationsSource:
     def conversations(self) -> set[str]:
         return self.plan.conversations()
 
+    def follows(self, conversation_id: str) -> bool:
+        return self.plan.follows(transcription_topic(conversation_id))
+
     def _tell(self, seen: Seen) -> None:
         if self._report is not None:
             self._report(seen)
