@@ -23,6 +23,9 @@ HEAD_LIMIT = 64 << 10
 """A handshake response longer than this is left to wsproto (which refuses it)."""
 
 _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x1, 0x2, 0x8, 0x9, 0xA
+_EXTENDED = {126: (4, 126), 127: (10, 0x10000)}
+"""A length byte of 126 or 127: the frame's header size, and the least length that form may
+carry."""
 _FINAL_PLAIN = 0x80  # FIN set, RSV1-3 clear: the first byte's high nibble of a whole frame
 
 
@@ -115,22 +118,15 @@ class FrameSplitter:
             if opcode != _TEXT and opcode != _BINARY:
                 break  # a continuation without a start, a reserved opcode: wsproto refuses
             start = i + 2
-            if length == 126:
-                start = i + 4
+            if length >= 126:  # a 16-bit length follows (126), or a 64-bit one (127)
+                head, least = _EXTENDED[length]
+                start = i + head
                 if size < start:
-                    self._need = 4
+                    self._need = head
                     return messages, through, i
                 length = int.from_bytes(buffer[i + 2 : start], "big")
-                if length < 126:
+                if length < least:
                     break  # not the shortest form: RFC 6455 5.2 forbids it, wsproto refuses
-            elif length == 127:
-                start = i + 10
-                if size < start:
-                    self._need = 10
-                    return messages, through, i
-                length = int.from_bytes(buffer[i + 2 : start], "big")
-                if length <= 0xFFFF:
-                    break  # likewise
             if length > self._max:
                 break  # trio-websocket closes with 1009, as it would have
             end = start + length
