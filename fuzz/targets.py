@@ -158,7 +158,7 @@ class WsprotoClient:
     ws: Connection = field(default_factory=lambda: Connection(ConnectionType.CLIENT))
     messages: list[str | bytes] = field(default_factory=list)
     controls: list[tuple[str, object]] = field(default_factory=list)
-    parts: list[str | bytes] = field(default_factory=list)
+    coming: str | bytes | None = None  # a message's data so far, however wsproto cut it
     closed: bool = False
 
     def receive(self, data: bytes) -> None:
@@ -167,20 +167,21 @@ class WsprotoClient:
         self.ws.receive_data(data)
         for event in self.ws.events():
             if isinstance(event, TextMessage | BytesMessage):
-                data = event.data
-                self.parts.append(data if isinstance(data, str) else bytes(data))
-                if sum(len(part) for part in self.parts) > self.max_message_size:
+                got = event.data
+                part: str | bytes = got if isinstance(got, str) else bytes(got)
+                coming: str | bytes
+                if isinstance(part, str):  # wsproto keeps a message's parts of one type
+                    coming = (self.coming if isinstance(self.coming, str) else "") + part
+                else:
+                    coming = (self.coming if isinstance(self.coming, bytes) else b"") + part
+                self.coming = coming
+                if len(coming) > self.max_message_size:
                     self.controls.append(("close", 1009))
                     self.closed = True
                     return
                 if event.message_finished:
-                    whole: str | bytes = (
-                        "".join(p for p in self.parts if isinstance(p, str))
-                        if isinstance(event, TextMessage)
-                        else b"".join(p for p in self.parts if isinstance(p, bytes))
-                    )
-                    self.messages.append(whole)
-                    self.parts = []
+                    self.messages.append(coming)
+                    self.coming = None
             elif isinstance(event, CloseConnection):
                 self.controls.append(("close", event.code))
                 self.closed = True  # trio-websocket acts on no event after a close
@@ -211,7 +212,8 @@ def splitter_agrees(reads: list[bytes], max_message_size: int) -> None:
     rest.receive(splitter.pass_rest())
     assert messages + rest.messages == oracle.messages, "messages differ at the end"
     assert rest.controls == oracle.controls, "controls differ at the end"
-    assert rest.parts == oracle.parts, "a message still coming differs"
+    if not oracle.closed:  # after a close trio-websocket drops a message part-way
+        assert rest.coming == oracle.coming, "a message still coming differs"
 
 
 ACCEPTED = (

@@ -351,3 +351,70 @@ async def test_wss_reads_through_tls_and_a_certificate_it_does_not_trust_is_refu
             assert [await socket.get_message() for _ in many] == many
         nursery.cancel_scope.cancel()
     gc.collect()  # a socket left open would fail the test here
+
+
+async def test_a_frame_half_read_when_the_reader_went_reaches_trio_websocket_whole() -> None:
+    """The first part, held back, and the rest, read after: in order, nothing lost (wsproto
+    would read the middle of a frame as a header)."""
+    send, receive = trio.testing.memory_stream_one_way_pair()
+    frames = SplittingStream(receive, SocketOptions())
+    whole = frame(0x1, "é".encode() * 100) + frame(0x8, (1000).to_bytes(2, "big"))
+    await send.send_all(ACCEPTED)
+    assert await frames.receive_some() == ACCEPTED
+    given: list[bytes | bytearray] = []
+
+    async def read() -> None:
+        given.append(await frames.receive_some())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read)
+        await send.send_all(whole[:100])
+        await trio.testing.wait_all_tasks_blocked()  # held: the frame is not whole
+        frames.leave_to_wsproto()
+        await send.send_all(whole[100:])
+    assert b"".join(given) == whole
+
+
+class SendFails(OneFrameARead):
+    """A peer that reset: a send (trio-websocket's pong) fails."""
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await trio.lowlevel.checkpoint()
+        raise trio.BrokenResourceError("reset by the peer")
+
+
+async def test_a_failed_send_ends_the_wait_for_a_message() -> None:
+    """trio-websocket's reader task ends on a failed send without reading again: the
+    source's reader is told there is nothing more here, and asks trio-websocket (which
+    raises ConnectionClosed), rather than waiting for ever."""
+    frames = SplittingStream(SendFails(), SocketOptions())
+    waited: list[str | bytes | None] = []
+
+    async def wait() -> None:
+        waited.append(await frames.next_message())
+
+    with trio.fail_after(10):  # a reader left waiting fails here rather than hanging
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(wait)
+            await trio.testing.wait_all_tasks_blocked()
+            with pytest.raises(trio.BrokenResourceError):
+                await frames.send_all(b"pong")
+    assert waited == [None]
+
+
+async def test_a_wait_cancelled_takes_no_message() -> None:
+    """A watchdog's deadline that passes as a message is there leaves it for the next read."""
+    send, receive = trio.testing.memory_stream_one_way_pair()
+    frames = SplittingStream(receive, SocketOptions())
+    await send.send_all(ACCEPTED)
+    assert await frames.receive_some() == ACCEPTED
+    await send.send_all(frame(0x1, b"m"))  # the one message there is
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(frames.receive_some)  # reads it, then waits for room
+        await trio.testing.wait_all_tasks_blocked()
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await frames.next_message()
+        assert scope.cancelled_caught
+        assert frames.queued() == "m", "the message is still there"
+        nursery.cancel_scope.cancel()

@@ -132,3 +132,9 @@ def test_a_frame_is_held_until_whole_and_then_given() -> None:
     assert splitter.feed(whole[1:3]) == ([], b"")
     assert splitter.feed(whole[3:-1]) == ([], b"")
     assert splitter.feed(whole[-1:]) == (["x" * 200], b"")
+
+
+def test_a_head_with_bare_newlines_ends_where_h11_ends_it() -> None:
+    head = ACCEPTED.replace(b"\r\n", b"\n")
+    messages, through, _ = split(head + frame(0x1, b"a"), [7])
+    assert (messages, through) == (["a"], head)

@@ -342,13 +342,17 @@ class SplittingStream(trio.abc.Stream):
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         try:
             while not self._through:
-                while self._messages and not self._done:
+                if self._messages and not self._done:
                     await self._full.park()
+                    continue  # leave_to_wsproto may have given it bytes meanwhile
                 data = await self._stream.receive_some(self._read_bytes)
                 if not data:
                     self._finish()
                     return b""
-                messages, self._through = self._splitter.feed(bytes(data))  # TLS: bytearray
+                messages, through = self._splitter.feed(bytes(data))  # TLS: bytearray
+                # Added, not set: a frame's first part that leave_to_wsproto gave while
+                # this read waited comes before the rest (a helper's review, issue 23).
+                self._through += through
                 if messages:
                     self._messages.extend(messages)
                     self._waiting.unpark_all()
@@ -376,9 +380,12 @@ class SplittingStream(trio.abc.Stream):
         """The next message split off here, waiting for one; ``None`` once none will come
         (the stream ended, or wsproto has the rest: ask trio-websocket)."""
         while True:
-            message = self.queued()
-            if message is not None or self._done:
-                await trio.lowlevel.checkpoint()
+            if self._messages or self._done:
+                # Cancelled before a message is taken, never after: a watchdog's deadline
+                # must not drop one (trio's memory channels promise the same).
+                await trio.lowlevel.checkpoint_if_cancelled()
+                message = self.queued()
+                await trio.lowlevel.cancel_shielded_checkpoint()
                 return message
             await self._waiting.park()
 
@@ -396,10 +403,20 @@ class SplittingStream(trio.abc.Stream):
         self._full.unpark_all()
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self._stream.send_all(data)
+        # A send that fails (a pong to a peer that reset) ends trio-websocket's reader task
+        # without another read here: the source's reader must not wait for one.
+        try:
+            await self._stream.send_all(data)
+        except BaseException:
+            self._finish()
+            raise
 
     async def wait_send_all_might_not_block(self) -> None:
-        await self._stream.wait_send_all_might_not_block()
+        try:
+            await self._stream.wait_send_all_might_not_block()
+        except BaseException:
+            self._finish()
+            raise
 
     async def aclose(self) -> None:
         self._finish()

@@ -19,6 +19,11 @@ wsproto itself on any stream cut anywhere.
 
 from __future__ import annotations
 
+import re
+
+_BLANK_LINE = re.compile(rb"\n\r?\n")
+"""Where the response's head ends, as h11 (wsproto's HTTP) finds it: bare newlines too."""
+
 HEAD_LIMIT = 64 << 10
 """A handshake response longer than this is left to wsproto (which refuses it)."""
 
@@ -48,18 +53,18 @@ class FrameSplitter:
         forward = b""
         if self._head is not None:
             head = self._head + data
-            end = head.find(b"\r\n\r\n")
-            if end < 0:
+            blank = _BLANK_LINE.search(head)
+            if blank is None:
                 if len(head) > HEAD_LIMIT:
                     self.passing = True
                 self._head = None if self.passing else head
                 return [], data
             self._head = None
-            status = head[: head.find(b"\r\n")].split(b" ", 2)
+            status = head.split(b"\n", 1)[0].split(b" ", 2)
             if len(status) < 2 or status[1] != b"101":
                 self.passing = True  # a refusal and its body: wsproto's to read
                 return [], data
-            rest = len(head) - end - 4
+            rest = len(head) - blank.end()
             forward, data = data[: len(data) - rest], data[len(data) - rest :]
         self._chunks.append(data)
         self._have += len(data)
