@@ -29,7 +29,7 @@ from trio_transcripts.sinks.deadletter import frame_line, read_dead_letters
 from trio_transcripts.sinks.influx import InfluxSink
 from trio_transcripts.sources._socket import Socket, SocketOptions, read_socket
 from trio_transcripts.testing.influxd import Influxd
-from trio_transcripts.testing.loadgen import accept_key, server_frame
+from trio_transcripts.testing.loadgen import server_frame
 from trio_transcripts.testing.simulator import SimConfig, Simulator
 from trio_transcripts.wire.genesys import (
     Transcription,
@@ -39,6 +39,7 @@ from trio_transcripts.wire.genesys import (
 )
 
 from .pipeline import simulator_config
+from .rawsocket import accept
 from .waiting import until
 
 TOPIC = "v2.conversations.c-bad.transcription"
@@ -200,18 +201,7 @@ async def test_a_text_frame_that_is_not_utf8_closes_the_socket_and_says_what_was
     # wsproto refuses such a frame (RFC 6455 section 8.1) and trio-websocket closes the
     # socket with 1007: the frame never reaches us. What came before it did.
     async def serve(stream: trio.SocketStream) -> None:
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += await stream.receive_some(4096)
-        key = next(
-            line.split(b":", 1)[1].strip().decode()
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key")
-        )
-        await stream.send_all(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + accept_key(key).encode() + b"\r\n\r\n"
-        )
+        await accept(stream)
         await stream.send_all(
             server_frame(ONE.encode())
             + server_frame(b"\xff\xfe not UTF-8")

@@ -24,9 +24,10 @@ from trio_transcripts.sources._socket import (
     alone,
     open_socket,
 )
-from trio_transcripts.testing.loadgen import CLOSE_NORMAL, accept_key
+from trio_transcripts.testing.loadgen import CLOSE_NORMAL
 
 from .conftest import require
+from .rawsocket import accept
 from .test_websocket_frames import frame
 
 LINGER_S = 0.010
@@ -283,19 +284,7 @@ async def test_a_close_frame_without_the_peers_fin_still_ends_the_socket() -> No
     peer_closed = trio.Event()
 
     async def close_but_keep_tcp(stream: trio.SocketStream) -> None:
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += await stream.receive_some(4096)
-        key = next(
-            line.split(b":", 1)[1].strip().decode()
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key")
-        )
-        await stream.send_all(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            + f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n".encode()
-            + CLOSE_NORMAL
-        )
+        await accept(stream, CLOSE_NORMAL)
         while await stream.receive_some(4096):  # the client's close reply, then its FIN
             pass
         peer_closed.set()
